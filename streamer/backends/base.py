@@ -1,0 +1,50 @@
+"""The Backend interface and the factory that turns a `--backend` string into one."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from streamer.model.params import TinyDenoiserParams
+
+
+class BackendError(RuntimeError):
+    """A backend could not be opened or stopped answering."""
+
+
+class Backend(ABC):
+    """One network instance with its recurrent state, stepped one STFT frame at a time."""
+
+    name: str = "backend"
+
+    @abstractmethod
+    def step(self, magnitudes: np.ndarray) -> np.ndarray:
+        """Advance one frame: N_BINS float32 magnitudes in, N_BINS float32 mask in [0, 1] out."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Zero the recurrent state, as at the start of a new stream."""
+
+    def close(self) -> None:
+        """Release whatever the backend holds (processes, ports)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about this backend for reports."""
+        return {"backend": self.name}
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_backend(spec: str, params: TinyDenoiserParams, quant: str = "fp32") -> Backend:
+    """Open the backend named by `spec` (e.g. "emulator") for `params` in numeric mode `quant`."""
+    if spec == "emulator":
+        from streamer.backends.emulator import EmulatorBackend
+
+        return EmulatorBackend(params, quant=quant)
+    raise BackendError(f"unknown backend {spec!r}; available: emulator")

@@ -1,0 +1,95 @@
+"""The host emulator: the TinyDenoiser step in numpy, with explicit recurrent state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from streamer.backends.base import Backend, BackendError
+from streamer.model.params import TinyDenoiserParams
+
+State = list[np.ndarray]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of a large positive number overflows to inf and 1/(1+inf) is the correct 0.
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+class Fp32Network:
+    """The reference FP32 forward step. Weights are rearranged once for fast matrix-vector work."""
+
+    def __init__(self, params: TinyDenoiserParams) -> None:
+        t = params.tensors
+        self.cell, self.hidden = params.cell, params.hidden
+        self.fc0 = (t["fc0.weight"], t["fc0.bias"])
+        self.fc1 = (t["fc1.weight"], t["fc1.bias"])
+        self.fc2 = (t["fc2.weight"], t["fc2.bias"])
+        self.rnn = []
+        for layer in ("rnn1", "rnn2"):
+            w_ih, w_hh = t[f"{layer}.weight_ih"], t[f"{layer}.weight_hh"]
+            b_ih, b_hh = t[f"{layer}.bias_ih"], t[f"{layer}.bias_hh"]
+            if self.cell == "lstm":
+                # One product [W_ih | W_hh] @ [x; h] instead of two: the biases only ever add.
+                self.rnn.append((np.ascontiguousarray(np.hstack([w_ih, w_hh])), b_ih + b_hh))
+            else:
+                self.rnn.append((w_ih, w_hh, b_ih, b_hh))
+
+    def initial_state(self) -> State:
+        per_layer = 2 if self.cell == "lstm" else 1
+        return [np.zeros(self.hidden, np.float32) for _ in range(2 * per_layer)]
+
+    def _lstm(self, x: np.ndarray, h: np.ndarray, c: np.ndarray, weights) -> tuple:
+        w, b = weights
+        z = w @ np.concatenate([x, h]) + b
+        n = self.hidden
+        i, f, o = _sigmoid(z[:n]), _sigmoid(z[n:2 * n]), _sigmoid(z[3 * n:])
+        c = f * c + i * np.tanh(z[2 * n:3 * n])
+        return o * np.tanh(c), c
+
+    def _gru(self, x: np.ndarray, h: np.ndarray, weights) -> np.ndarray:
+        w_ih, w_hh, b_ih, b_hh = weights
+        gi, gh = w_ih @ x + b_ih, w_hh @ h + b_hh
+        n = self.hidden
+        r = _sigmoid(gi[:n] + gh[:n])
+        z = _sigmoid(gi[n:2 * n] + gh[n:2 * n])
+        candidate = np.tanh(gi[2 * n:] + r * gh[2 * n:])
+        return (1.0 - z) * candidate + z * h
+
+    def step(self, magnitudes: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        x = np.maximum(self.fc0[0] @ magnitudes + self.fc0[1], 0.0)
+        if self.cell == "lstm":
+            h1, c1 = self._lstm(x, state[0], state[1], self.rnn[0])
+            h2, c2 = self._lstm(h1, state[2], state[3], self.rnn[1])
+            new_state, y = [h1, c1, h2, c2], h2
+        else:
+            h1 = self._gru(x, state[0], self.rnn[0])
+            h2 = self._gru(h1, state[1], self.rnn[1])
+            new_state, y = [h1, h2], h2
+        y = np.maximum(self.fc1[0] @ y + self.fc1[1], 0.0)
+        return _sigmoid(self.fc2[0] @ y + self.fc2[1]), new_state
+
+
+class EmulatorBackend(Backend):
+    """Runs the network on the host in numpy."""
+
+    name = "emulator"
+
+    def __init__(self, params: TinyDenoiserParams, quant: str = "fp32") -> None:
+        if quant != "fp32":
+            raise BackendError(f"numeric mode {quant!r} is not available in the emulator yet")
+        self.quant = quant
+        self.network = Fp32Network(params)
+        self.state = self.network.initial_state()
+
+    def reset(self) -> None:
+        self.state = self.network.initial_state()
+
+    def step(self, magnitudes: np.ndarray) -> np.ndarray:
+        mask, self.state = self.network.step(np.asarray(magnitudes, np.float32), self.state)
+        return mask
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "quant": self.quant}
