@@ -1,0 +1,16 @@
+"""Small builders shared by tests (no fixtures, so any test module can import them)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamer.model.params import TinyDenoiserParams, tensor_shapes
+
+
+def random_params(cell: str = "lstm", hidden: int = 128, seed: int = 0, scale: float = 0.1
+                  ) -> TinyDenoiserParams:
+    """A TinyDenoiser with small random weights: outputs stay in the sigmoid's sensitive range."""
+    rng = np.random.default_rng(seed)
+    tensors = {name: (rng.standard_normal(shape) * scale).astype(np.float32)
+               for name, shape in tensor_shapes(cell, hidden).items()}
+    return TinyDenoiserParams(cell=cell, hidden=hidden, tensors=tensors, metadata={"seed": seed})
