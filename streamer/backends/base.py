@@ -28,7 +28,8 @@ class Backend(ABC):
         """Zero the recurrent state, as at the start of a new stream."""
 
     def close(self) -> None:
-        """Release whatever the backend holds (processes, ports)."""
+        """Release whatever the backend holds (processes, ports). The emulator holds nothing."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """Facts about this backend for reports."""
