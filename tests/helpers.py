@@ -14,3 +14,23 @@ def random_params(cell: str = "lstm", hidden: int = 128, seed: int = 0, scale: f
     tensors = {name: (rng.standard_normal(shape) * scale).astype(np.float32)
                for name, shape in tensor_shapes(cell, hidden).items()}
     return TinyDenoiserParams(cell=cell, hidden=hidden, tensors=tensors, metadata={"seed": seed})
+
+
+def require_tool(name: str) -> str:
+    """Path of executable `name`; skip the test when it is missing, or fail under CI.
+
+    `.ci/run` sets STREAMER_REQUIRE_TOOLS=1 after installing every tool, so there a missing
+    tool is an install bug, not a reason to skip.
+    """
+    import os
+    import shutil
+
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"missing tool: {name} (install it, see .ci/run)"
+        if os.environ.get("STREAMER_REQUIRE_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

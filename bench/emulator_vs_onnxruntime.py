@@ -1,0 +1,132 @@
+"""Benchmark: FP32 emulator time per frame against onnxruntime on the same model, same run.
+
+    python bench/emulator_vs_onnxruntime.py [--model PATH] [--frames N] [--repeats R]
+
+Prints one JSON object. Both runtimes step the same magnitudes one frame at a time with their
+states fed back, as a real-time stream does, interleaved in rounds so that machine noise hits
+both alike; each figure is the median over rounds of the mean time per frame in the round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from streamer.backends.emulator import Fp32Network
+from streamer.engine import DEADLINE_S, HOP_SAMPLES, StreamingStft
+from streamer.model import load_model
+
+
+def magnitudes(frames: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    engine = StreamingStft()
+    out = []
+    while len(out) < frames:
+        spectrum = engine.analyse(rng.standard_normal(HOP_SAMPLES) * 0.05)
+        if spectrum is not None:
+            out.append(np.abs(spectrum).astype(np.float32))
+    return np.array(out)
+
+
+def time_emulator(network: Fp32Network, mags: np.ndarray) -> float:
+    state = network.initial_state()
+    start = time.perf_counter()
+    for frame in mags:
+        _, state = network.step(frame, state)
+    return (time.perf_counter() - start) / len(mags)
+
+
+def time_engine_and_emulator(network: Fp32Network, frames: int) -> float:
+    """The whole host path of one hop: analysis, network, masking and overlap-add."""
+    rng = np.random.default_rng(1)
+    blocks = rng.standard_normal((frames + 1, HOP_SAMPLES)) * 0.05
+    engine, state = StreamingStft(), network.initial_state()
+    start = time.perf_counter()
+    for block in blocks:
+        spectrum = engine.analyse(block)
+        if spectrum is not None:
+            mask, state = network.step(np.abs(spectrum).astype(np.float32), state)
+            spectrum = spectrum * mask
+        engine.synthesise(spectrum)
+    return (time.perf_counter() - start) / frames
+
+
+def time_onnxruntime(session, params, mags: np.ndarray) -> float:
+    feeds = {f"{name}_state_in": np.zeros((1, size), np.float32) for name, size in params.state_shapes()}
+    outputs = ["output"] + [f"{name}_state_out" for name, _ in params.state_shapes()]
+    start = time.perf_counter()
+    for frame in mags:
+        feeds["input"] = frame.reshape(1, -1, 1)
+        result = session.run(outputs, feeds)
+        for (name, _), value in zip(params.state_shapes(), result[1:], strict=True):
+            feeds[f"{name}_state_in"] = value
+    return (time.perf_counter() - start) / len(mags)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model file (.tdn or .onnx); default: the embedded model")
+    parser.add_argument("--frames", type=int, default=400, help="frames per round (default 400)")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds (default 7)")
+    args = parser.parse_args(argv)
+
+    import onnxruntime as ort
+
+    from streamer.model.onnx_io import export_onnx
+
+    params = load_model(args.model)
+    network = Fp32Network(params)
+    mags = magnitudes(args.frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_onnx(params, onnx_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+    time_emulator(network, mags[:20])  # warm caches and lazy initialisation of both
+    time_onnxruntime(session, params, mags[:20])
+    emulator, onnx_rt, full_path = [], [], []
+    for _ in range(args.repeats):
+        emulator.append(time_emulator(network, mags))
+        onnx_rt.append(time_onnxruntime(session, params, mags))
+        full_path.append(time_engine_and_emulator(network, args.frames))
+    emulator_s, ort_s, full_s = (float(np.median(v)) for v in (emulator, onnx_rt, full_path))
+    result = {
+        "benchmark": "emulator_vs_onnxruntime",
+        "model": args.model or "default",
+        "model_description": params.describe(),
+        "quant": "fp32",
+        "frames_per_round": args.frames,
+        "rounds": args.repeats,
+        "emulator_us_per_frame": round(emulator_s * 1e6, 1),
+        "onnxruntime_us_per_frame": round(ort_s * 1e6, 1),
+        "onnxruntime_over_emulator": round(ort_s / emulator_s, 2),
+        "emulator_faster": emulator_s < ort_s,
+        "host_path_us_per_frame": round(full_s * 1e6, 1),
+        "deadline_us": DEADLINE_S * 1e6,
+        "realtime_factor": round(DEADLINE_S / full_s, 1),
+        "onnxruntime_threads": 1,
+        "blas_threads_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": ort.__version__,
+        "cpu_count": os.cpu_count(),
+    }
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
