@@ -22,8 +22,8 @@ def test_round_trip_is_exact(tmp_path, cell, hidden):
 def test_extra_tensors_and_header_fields_survive():
     params = random_params()
     extra = {"rnn1.scale": np.arange(4, dtype=np.int16)}
-    _, header, extras = decode_model(encode_model(params, {"quant": "mixed"}, extra))
-    assert header["quant"] == "mixed"
+    _, header, extras = decode_model(encode_model(params, {"note": "extra"}, extra))
+    assert header["note"] == "extra"
     np.testing.assert_array_equal(extras["rnn1.scale"], extra["rnn1.scale"])
 
 

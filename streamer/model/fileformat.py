@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.model.params import ModelError, TinyDenoiserParams
+from streamer.model.params import ModelError, TinyDenoiserParams, tensor_shapes
 
 MAGIC = b"TDNMODEL"
 FORMAT_VERSION = 1
@@ -39,11 +39,8 @@ def _aligned(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
 
-def encode_model(params: TinyDenoiserParams, extra_header: dict | None = None,
-                 extra_tensors: dict[str, np.ndarray] | None = None) -> bytes:
-    """Serialise `params` (plus optional extra tensors, e.g. quantisation scales) to bytes."""
-    tensors = dict(params.tensors)
-    tensors.update(extra_tensors or {})
+def pack(header: dict, tensors: dict[str, np.ndarray]) -> bytes:
+    """Serialise a header (JSON-able) and named arrays; the tensor table is added to the header."""
     table, chunks, offset = [], [], 0
     for name, array in tensors.items():
         array = np.ascontiguousarray(array)
@@ -54,8 +51,7 @@ def encode_model(params: TinyDenoiserParams, extra_header: dict | None = None,
                       "offset": offset, "nbytes": len(raw)})
         chunks.append(raw + b"\0" * (_aligned(len(raw)) - len(raw)))
         offset += _aligned(len(raw))
-    header = {"cell": params.cell, "hidden": params.hidden, "metadata": params.metadata,
-              "tensors": table, "payload_bytes": offset, **(extra_header or {})}
+    header = {**header, "tensors": table, "payload_bytes": offset}
     header_bytes = json.dumps(header, sort_keys=True).encode()
     head = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(header_bytes)) + header_bytes
     head += b"\0" * (_aligned(len(head)) - len(head))
@@ -63,12 +59,8 @@ def encode_model(params: TinyDenoiserParams, extra_header: dict | None = None,
     return body + hashlib.sha256(body).digest()
 
 
-def decode_model(blob: bytes, source: str = "model") -> tuple[TinyDenoiserParams, dict, dict]:
-    """Parse bytes written by `encode_model`.
-
-    Returns the parameters, the full header, and any tensors beyond the architecture's own.
-    Raises ModelError naming what is wrong for a foreign, truncated or corrupted file.
-    """
+def unpack(blob: bytes, source: str = "model") -> tuple[dict, dict[str, np.ndarray]]:
+    """Inverse of `pack`; ModelError naming the problem for a foreign, truncated or corrupted file."""
     if len(blob) < _PREAMBLE.size + _DIGEST_BYTES or blob[:8] != MAGIC:
         raise ModelError(f"{source}: not a streamer model file (bad magic or too short)")
     _, version, _, header_len = _PREAMBLE.unpack_from(blob)
@@ -90,28 +82,59 @@ def decode_model(blob: bytes, source: str = "model") -> tuple[TinyDenoiserParams
             dtype = np.dtype(_DTYPES[entry["dtype"]]).newbyteorder("<")
             tensors[entry["name"]] = np.frombuffer(raw, dtype=dtype).reshape(entry["shape"]).astype(
                 dtype.newbyteorder("="))
-        cell, hidden = header["cell"], header["hidden"]
     except (KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{source}: malformed model header ({exc})") from exc
-    from streamer.model.params import tensor_shapes
+    return header, tensors
 
-    own = set(tensor_shapes(cell, hidden)) if cell in ("lstm", "gru") else set()
+
+def encode_model(params: TinyDenoiserParams, extra_header: dict | None = None,
+                 extra_tensors: dict[str, np.ndarray] | None = None) -> bytes:
+    """Serialise FP32 `params` (with its calibration, if any) plus optional extras."""
+    header = {"cell": params.cell, "hidden": params.hidden, "quant": "fp32",
+              "metadata": params.metadata, "calibration": params.calibration, **(extra_header or {})}
+    return pack(header, {**params.tensors, **(extra_tensors or {})})
+
+
+def decode_model(blob: bytes, source: str = "model") -> tuple[TinyDenoiserParams, dict, dict]:
+    """Parse an FP32 model written by `encode_model`.
+
+    Returns the parameters, the full header, and any tensors beyond the architecture's own.
+    """
+    header, tensors = unpack(blob, source)
+    if header.get("quant", "fp32") != "fp32":
+        raise ModelError(f"{source}: a {header['quant']} quantised model, not an FP32 one")
+    try:
+        cell, hidden = header["cell"], header["hidden"]
+        own = set(tensor_shapes(cell, hidden))
+    except (KeyError, TypeError) as exc:
+        raise ModelError(f"{source}: malformed model header ({exc})") from exc
     params = TinyDenoiserParams(cell=cell, hidden=hidden,
                                 tensors={k: v for k, v in tensors.items() if k in own},
-                                metadata=header.get("metadata", {}))
+                                metadata=header.get("metadata", {}),
+                                calibration=header.get("calibration"))
     extras = {k: v for k, v in tensors.items() if k not in own}
     return params, header, extras
 
 
-def save_model(params: TinyDenoiserParams, path: str | Path, **encode_kwargs) -> Path:
-    """Write `params` to `path` atomically (a crash never leaves a half-written model)."""
-    path = Path(path)
+def _write_atomically(path: Path, blob: bytes) -> Path:
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(encode_model(params, **encode_kwargs))
+    tmp.write_bytes(blob)
     tmp.replace(path)
     return path
 
 
-def load_native(path: str | Path) -> TinyDenoiserParams:
+def save_model(params: TinyDenoiserParams, path: str | Path, **encode_kwargs) -> Path:
+    """Write `params` to `path` atomically (a crash never leaves a half-written model)."""
+    return _write_atomically(Path(path), encode_model(params, **encode_kwargs))
+
+
+def load_native(path: str | Path):
+    """Load a `.tdn` file: TinyDenoiserParams for FP32, QuantizedModel for a quantised one."""
     path = Path(path)
-    return decode_model(path.read_bytes(), source=str(path))[0]
+    blob = path.read_bytes()
+    header, _ = unpack(blob, str(path))
+    if header.get("quant", "fp32") == "fp32":
+        return decode_model(blob, source=str(path))[0]
+    from streamer.quant.storage import decode_quantized
+
+    return decode_quantized(blob, source=str(path))

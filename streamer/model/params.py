@@ -48,6 +48,8 @@ class TinyDenoiserParams:
     hidden: int
     tensors: dict[str, np.ndarray]
     metadata: dict = field(default_factory=dict)
+    # Activation ranges from calibration ({"method", "ranges", "files", ...}); None if never run.
+    calibration: dict | None = None
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
