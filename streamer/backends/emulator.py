@@ -41,6 +41,14 @@ class Fp32Network:
         per_layer = 2 if self.cell == "lstm" else 1
         return [np.zeros(self.hidden, np.float32) for _ in range(2 * per_layer)]
 
+    def recurrent(self, layer: int, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """Step recurrent layer `layer` (0 or 1) on input x with its own state slice."""
+        if self.cell == "lstm":
+            h, c = self._lstm(x, state[0], state[1], self.rnn[layer])
+            return h, [h, c]
+        h = self._gru(x, state[0], self.rnn[layer])
+        return h, [h]
+
     def _lstm(self, x: np.ndarray, h: np.ndarray, c: np.ndarray, weights) -> tuple:
         w, b = weights
         z = w @ np.concatenate([x, h]) + b
@@ -60,15 +68,11 @@ class Fp32Network:
 
     def step(self, magnitudes: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         x = np.maximum(self.fc0[0] @ magnitudes + self.fc0[1], 0.0)
-        if self.cell == "lstm":
-            h1, c1 = self._lstm(x, state[0], state[1], self.rnn[0])
-            h2, c2 = self._lstm(h1, state[2], state[3], self.rnn[1])
-            new_state, y = [h1, c1, h2, c2], h2
-        else:
-            h1 = self._gru(x, state[0], self.rnn[0])
-            h2 = self._gru(h1, state[1], self.rnn[1])
-            new_state, y = [h1, h2], h2
-        y = np.maximum(self.fc1[0] @ y + self.fc1[1], 0.0)
+        per_layer = len(state) // 2
+        h1, s1 = self.recurrent(0, x, state[:per_layer])
+        h2, s2 = self.recurrent(1, h1, state[per_layer:])
+        new_state = s1 + s2
+        y = np.maximum(self.fc1[0] @ h2 + self.fc1[1], 0.0)
         return _sigmoid(self.fc2[0] @ y + self.fc2[1]), new_state
 
 
