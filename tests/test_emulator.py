@@ -75,5 +75,7 @@ def test_huge_inputs_saturate_without_nan():
 def test_unknown_backend_and_mode_are_errors():
     with pytest.raises(BackendError, match="unknown backend"):
         open_backend("fpga", random_params())
-    with pytest.raises(BackendError, match="int8"):
+    with pytest.raises(BackendError, match="streamer quantize"):
         open_backend("emulator", random_params(), quant="int8")
+    with pytest.raises(BackendError, match="numeric mode"):
+        open_backend("emulator", random_params(), quant="int4")

@@ -42,8 +42,12 @@ class Backend(ABC):
         self.close()
 
 
-def open_backend(spec: str, params: TinyDenoiserParams, quant: str = "fp32") -> Backend:
-    """Open the backend named by `spec` (e.g. "emulator") for `params` in numeric mode `quant`."""
+def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None) -> Backend:
+    """Open the backend named by `spec` (e.g. "emulator") for a model in numeric mode `quant`.
+
+    `params` is FP32 TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own
+    mode (fp32 for FP32 params).
+    """
     if spec == "emulator":
         from streamer.backends.emulator import EmulatorBackend
 

@@ -76,16 +76,41 @@ class Fp32Network:
         return _sigmoid(self.fc2[0] @ y + self.fc2[1]), new_state
 
 
+def build_network(model, quant: str | None = None):
+    """The numpy network for `model` (FP32 params or a QuantizedModel) in numeric mode `quant`.
+
+    FP32 params quantise on the fly: fp16 needs nothing more, int8 and mixed need the
+    calibration the model file carries. A quantised file runs in its own mode only.
+    """
+    from streamer.quant.network import QuantizedModel, QuantizedNetwork, quantize
+
+    if isinstance(model, QuantizedModel):
+        if quant not in (None, model.mode):
+            raise BackendError(f"this model file is quantised for {model.mode}; it cannot run as "
+                               f"{quant} (quantise the FP32 model for that mode instead)")
+        return QuantizedNetwork(model)
+    quant = quant or "fp32"
+    if quant == "fp32":
+        return Fp32Network(model)
+    if quant == "fp16":
+        return QuantizedNetwork(quantize(model, "fp16", None))
+    if quant in ("int8", "mixed"):
+        if not model.calibration:
+            raise BackendError(f"--quant {quant} needs calibration this model does not carry: run "
+                               f"`streamer quantize MODEL --quant {quant} --calib DIR -o OUT.tdn` and "
+                               f"use OUT.tdn")
+        return QuantizedNetwork(quantize(model, quant, model.calibration["ranges"], model.calibration))
+    raise BackendError(f"unknown numeric mode {quant!r}; expected fp32, fp16, int8 or mixed")
+
+
 class EmulatorBackend(Backend):
-    """Runs the network on the host in numpy."""
+    """Runs the network on the host in numpy: FP32 reference, or bit-accurate fp16/int8/mixed."""
 
     name = "emulator"
 
-    def __init__(self, params: TinyDenoiserParams, quant: str = "fp32") -> None:
-        if quant != "fp32":
-            raise BackendError(f"numeric mode {quant!r} is not available in the emulator yet")
-        self.quant = quant
-        self.network = Fp32Network(params)
+    def __init__(self, model, quant: str | None = None) -> None:
+        self.network = build_network(model, quant)
+        self.quant = getattr(self.network, "mode", "fp32")
         self.state = self.network.initial_state()
 
     def reset(self) -> None:
