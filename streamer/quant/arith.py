@@ -34,8 +34,8 @@ def f16(x: np.ndarray) -> np.ndarray:
 
 
 def sanitize_input(magnitudes: np.ndarray) -> np.ndarray:
-    """The network input stage: NaN becomes 0, +-inf the largest finite binary16."""
-    return np.nan_to_num(np.asarray(magnitudes, F32), nan=0.0, posinf=FP16_MAX, neginf=-FP16_MAX)
+    """The network input stage: NaN becomes 0, everything else is clamped to +-65504."""
+    return np.clip(np.nan_to_num(np.asarray(magnitudes, F32), nan=0.0), -FP16_MAX, FP16_MAX)
 
 
 def tanh(x: np.ndarray) -> np.ndarray:
@@ -55,15 +55,20 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def quantize_int8(x: np.ndarray, inv_scale: np.float32) -> np.ndarray:
-    """q = clamp(round_half_even(f32(x * inv_scale)), -127, 127) as int8."""
-    scaled = np.asarray(x, F32) * F32(inv_scale)
-    return np.clip(np.rint(scaled), -INT8_MAX, INT8_MAX).astype(np.int8)
+    """q = round_half_even(clamp(f32(x * inv_scale), -127, 127)) as int8.
+
+    Clamping before rounding keeps an overflowed product (inf) well defined in C as well.
+    """
+    with np.errstate(over="ignore"):
+        scaled = np.asarray(x, F32) * F32(inv_scale)
+    return np.rint(np.clip(scaled, -INT8_MAX, INT8_MAX)).astype(np.int8)
 
 
 def quantize_int16(x: np.ndarray, inv_scale: np.float32) -> np.ndarray:
-    """q = clamp(round_half_even(f32(x * inv_scale)), -32767, 32767) as int16 (LSTM cell state)."""
-    scaled = np.asarray(x, F32) * F32(inv_scale)
-    return np.clip(np.rint(scaled), -INT16_MAX, INT16_MAX).astype(np.int16)
+    """q = round_half_even(clamp(f32(x * inv_scale), -32767, 32767)) as int16 (LSTM cell state)."""
+    with np.errstate(over="ignore"):
+        scaled = np.asarray(x, F32) * F32(inv_scale)
+    return np.rint(np.clip(scaled, -INT16_MAX, INT16_MAX)).astype(np.int16)
 
 
 def dot_f32_sequential(weights: np.ndarray, x: np.ndarray, start: np.ndarray) -> np.ndarray:
