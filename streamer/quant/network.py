@@ -266,7 +266,8 @@ class QuantizedNetwork:
     def step(self, magnitudes: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         """Magnitudes (float32) -> mask (binary16 values as float32), with the next state."""
         per_layer = len(state) // 2
-        x = arith.sanitize_input(magnitudes)
+        # Every quantised mode takes binary16 input: a device link carries 2 bytes per bin.
+        x = f16(arith.sanitize_input(magnitudes))
         y = np.maximum(self._dense("fc0", self._to_layer_input("fc0", x)), F32(0.0))
         if self.precision["fc0"] == "fp16":
             y = f16(y)
