@@ -1,0 +1,81 @@
+"""Shared fixtures: the ../shared reference folder, a small random model, WAV and CLI helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """`<repo>/../shared`, the reference material that never enters the repository.
+
+    Skips (with the reason) when it is absent, as in a user's fresh clone.
+    """
+    if not SHARED.is_dir():
+        pytest.skip(f"../shared not found at {SHARED}: reference data and models live outside the repo")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small LSTM (H=128) model file with random weights: commands can run before any
+    model is trained."""
+    from helpers import random_params
+
+    from streamer.model.fileformat import save_model
+
+    path = tmp_path_factory.mktemp("model") / "random_lstm128.tdn"
+    return save_model(random_params("lstm", 128, seed=3), path)
+
+
+def speechlike(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Harmonic bursts over low noise: enough structure for PESQ/STOI to find 'speech'."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = 0.5 * (1 + np.sign(np.sin(2 * np.pi * 1.5 * t)))  # 1/3 s on, 1/3 s off
+    voice = sum(np.sin(2 * np.pi * 140.0 * k * t) / k for k in range(1, 8))
+    mono = 0.2 * envelope * voice / 2.6 + 0.01 * rng.standard_normal(len(t))
+    if channels == 1:
+        return mono
+    gains = np.linspace(1.0, 0.6, channels)
+    return np.stack([mono * g for g in gains], axis=1)
+
+
+@pytest.fixture
+def make_wav() -> Callable[..., Path]:
+    """make_wav(path, seconds=1.0, rate=16000, channels=1, subtype="PCM_16", seed=0, noise=0.0)."""
+    import soundfile
+
+    def make(path: Path, seconds: float = 1.0, rate: int = 16_000, channels: int = 1,
+             subtype: str = "PCM_16", seed: int = 0, noise: float = 0.0) -> Path:
+        data = speechlike(seconds, rate, channels, seed)
+        if noise:
+            data = data + noise * np.random.default_rng(seed + 100).standard_normal(data.shape)
+        soundfile.write(str(path), np.clip(data, -1, 1), rate, subtype=subtype)
+        return Path(path)
+
+    return make
+
+
+def run_streamer(*args: str | os.PathLike, cwd: Path | None = None, timeout: float = 300
+                 ) -> subprocess.CompletedProcess:
+    """Run the real console command (`python -m streamer ...`) and capture its output."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path)
+    return subprocess.run([sys.executable, "-m", "streamer", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def streamer_cli() -> Callable[..., subprocess.CompletedProcess]:
+    return run_streamer
