@@ -1,0 +1,408 @@
+"""The `streamer` console command: argument parsing only; each subcommand calls one function.
+
+Nothing heavy is imported here at module level (numpy, soundfile, pesq, pystoi, rich, onnx,
+torch): `streamer --help` must answer at once. Each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+import streamer
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# Exceptions whose message is meant for the user: printed as one line, no traceback. Looked up
+# in sys.modules at error time, so that checking them never imports anything.
+_USER_ERRORS = (
+    ("streamer.model.params", "ModelError"),
+    ("streamer.backends.base", "BackendError"),
+    ("streamer.audio", "AudioError"),
+    ("streamer.replay", "ReplayError"),
+    ("streamer.metrics", "MetricError"),
+)
+
+_BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+
+_TOP_DESCRIPTION = """\
+Real-time speech enhancement with TinyDenoiser networks, on the host or on an MCU.
+
+Every command streams audio the way the device does it: 16 kHz mono, one 100-sample hop
+(6.25 ms, the real-time deadline) at a time, 400-sample Hann window, 512-point FFT; the
+network turns each frame's magnitudes into a mask.
+"""
+
+_TOP_EPILOG = """\
+quick start:
+  streamer replay                       enhance the bundled demo and score it
+  streamer replay noisy.wav --clean clean.wav --report report.json
+  streamer eval --noisy data/noisy --clean data/clean --csv scores.csv
+  streamer info model.tdn
+
+Run 'streamer COMMAND --help' for a command's options. Errors are one line,
+'streamer: error: ...', with exit status 2; Ctrl-C exits with 130
+(set STREAMER_DEBUG=1 to see the traceback behind an error).
+"""
+
+_MODEL_HELP = ("model file: a native .tdn or an .onnx TinyDenoiser graph "
+               "(default: the LSTM H=256 model embedded in the package)")
+_BACKEND_HELP = "where the network runs: 'emulator' (numpy on this host) (default: emulator)"
+_QUANT_HELP = ("numeric mode the backend runs the network in, e.g. fp32; an unsupported mode is "
+               "an error naming what the backend offers (default: fp32)")
+
+_REPLAY_DESCRIPTION = """\
+Enhance a recorded file as if it arrived live, one 6.25 ms hop at a time, write the result,
+and report speech quality (when a clean reference is given) and the host compute time of
+every frame against the 6.25 ms real-time deadline.
+
+Input: any file libsndfile reads (WAV int16/int24/int32/float, FLAC, ...), at any sample
+rate, mono or multi-channel. Channels are down-mixed to their mean; rates other than 16 kHz
+are resampled to 16 kHz with soxr (HQ).
+
+Output: written at 16 kHz mono -- the rate the network works at, so resampling back would
+add no content -- with the same duration as the input and time-aligned with it (the
+engine's 18.75 ms algorithmic latency is removed), in the input's sample format
+(int16/int24/int32/float; anything else becomes int16). The output never replaces an input.
+
+Quality: PESQ-WB (the `pesq` package, wide band, 16 kHz) and STOI (`pystoi`) of the
+enhanced and of the unprocessed signal against --clean, which must have exactly as many
+samples at 16 kHz as the noisy file.
+"""
+
+_REPLAY_EPILOG = """\
+exit status: 0 done; 2 an input, model, backend or path problem (one line on stderr,
+'streamer: error: ...'); 130 interrupted by Ctrl-C (no enhanced file is written; the frame
+log keeps the frames done).
+
+examples:
+  streamer replay
+      the bundled demo, scored against its clean twin
+  streamer replay meeting_44k_stereo.wav --out meeting.clean.wav
+  streamer replay noisy/p232_050.wav --clean clean/p232_050.wav --model my.tdn \\
+      --report p232_050.json --log p232_050.frames.jsonl
+"""
+
+_EVAL_DESCRIPTION = """\
+Evaluate a model over a folder of noisy/clean pairs. Files pair by name (noisy/x.wav with
+clean/x.wav; .wav and .flac); names found on one side only are listed as a warning and
+skipped. Each pair is replayed exactly as 'streamer replay' does and scored with PESQ-WB and
+STOI; the summary table, the CSV and the JSON report give one row per file and the means.
+
+Files are spread over --jobs worker processes, each loading the model itself. The emulator
+is deterministic, so scores do not depend on --jobs (host timings do, slightly).
+"""
+
+_EVAL_EPILOG = """\
+examples:
+  streamer eval --noisy valentini/noisy --clean valentini/clean
+  streamer eval --noisy noisy --clean clean --model my.tdn --csv scores.csv \\
+      --report scores.json --out-dir enhanced --jobs 1
+"""
+
+_INFO_EPILOG = """\
+examples:
+  streamer info                 the embedded default model
+  streamer info my.onnx --json
+"""
+
+
+class CliError(Exception):
+    """A command-line mistake found after parsing; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the same one-line error format as every other streamer error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"streamer: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="PATH", help=_MODEL_HELP)
+    # No `choices=`: an unknown backend or mode is reported by the backend factory, which
+    # knows what is really available.
+    parser.add_argument("--backend", default="emulator", metavar="NAME", help=_BACKEND_HELP)
+    parser.add_argument("--quant", default="fp32", metavar="MODE", help=_QUANT_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="streamer", description=_TOP_DESCRIPTION, epilog=_TOP_EPILOG,
+                     formatter_class=_FORMATTER)
+    parser.add_argument("--version", action="version", version=f"streamer {streamer.__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    replay = commands.add_parser(
+        "replay", help="enhance a recorded file, report quality and per-frame timing",
+        description=_REPLAY_DESCRIPTION, epilog=_REPLAY_EPILOG, formatter_class=_FORMATTER)
+    replay.add_argument("noisy", nargs="?", metavar="NOISY.wav",
+                        help="file to enhance (default: the bundled demo, demo_noisy.wav, "
+                             "with demo_clean.wav as --clean)")
+    replay.add_argument("--out", metavar="OUT.wav",
+                        help="enhanced file to write (default: <NOISY stem>.enhanced.wav in the "
+                             "current directory)")
+    replay.add_argument("--clean", metavar="CLEAN.wav",
+                        help="clean reference: adds PESQ-WB and STOI to the summary and report")
+    _add_model_options(replay)
+    replay.add_argument("--report", metavar="REPORT.json",
+                        help="write the report as JSON: model, backend, quant, frames, pesq_wb, "
+                             "stoi, host_ms {p50, p99, max}, deadline_ms, host_deadline_misses, "
+                             "realtime_factor, input facts")
+    replay.add_argument("--log", metavar="FRAMES.jsonl",
+                        help="write one JSON line per frame: frame, host_ms, deadline_miss")
+    replay.set_defaults(func=_cmd_replay)
+
+    evaluate = commands.add_parser(
+        "eval", help="score a model over folders of noisy/clean pairs",
+        description=_EVAL_DESCRIPTION, epilog=_EVAL_EPILOG, formatter_class=_FORMATTER)
+    evaluate.add_argument("--noisy", required=True, metavar="DIR", help="folder of noisy files")
+    evaluate.add_argument("--clean", required=True, metavar="DIR",
+                          help="folder of clean references, same file names")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--report", metavar="R.json", help="write per-file entries and means as JSON")
+    evaluate.add_argument("--csv", metavar="R.csv",
+                          help="write one row per file and a final 'mean' row as CSV")
+    evaluate.add_argument("--out-dir", metavar="DIR",
+                          help="also write each enhanced file there, under its noisy name "
+                               "(default: write no audio)")
+    evaluate.add_argument("--jobs", type=_positive_int, metavar="N",
+                          help="worker processes (default: min(2, CPU count))")
+    evaluate.set_defaults(func=_cmd_eval)
+
+    info = commands.add_parser(
+        "info", help="describe a model file", epilog=_INFO_EPILOG, formatter_class=_FORMATTER,
+        description="Describe a model: recurrent cell, hidden size, parameter count, weight\n"
+                    "bytes and its metadata (training recipe, provenance).")
+    info.add_argument("model", nargs="?", metavar="MODEL",
+                      help="a .tdn or .onnx file (default: the embedded default model)")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(func=_cmd_info)
+
+    # Listed here for --help only: main() hands `train` to the training recipe's own parser,
+    # imported lazily because it pulls in torch.
+    commands.add_parser("train", add_help=False,
+                        help="train a TinyDenoiser (needs the training extras: torch); "
+                             "see 'streamer train --help'")
+    return parser
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _warn(message: str) -> None:
+    _say(f"streamer: warning: {message}")
+
+
+def _names(names: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+@contextlib.contextmanager
+def _progress_bar(description: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A transient rich bar on stderr when it is a terminal; None (no output) otherwise."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            # Every call would cost more than a frame does; a few updates a second suffice.
+            if done == total or done % 200 == 0:
+                progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from streamer.replay import replay
+    from streamer.report import replay_report, replay_summary
+
+    with _progress_bar("enhancing", sys.stderr.isatty()) as progress:
+        result = replay(args.noisy, out=args.out, clean=args.clean, model=args.model,
+                        backend=args.backend, quant=args.quant, report=args.report, log=args.log,
+                        progress=progress)
+    print(replay_summary(replay_report(result)))
+    for path, what in ((args.report, "report"), (args.log, "frame log")):
+        if path:
+            print(f"{what:<9} {path}")
+    for warning in result.warnings:
+        _warn(f"{result.input.name}: {warning}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from streamer.evaluate import evaluate
+    from streamer.report import eval_report, eval_table
+
+    interactive = sys.stderr.isatty()
+
+    def on_pairing(pairing) -> None:
+        for side, names, other in (("noisy", pairing.noisy_only, "clean"),
+                                   ("clean", pairing.clean_only, "noisy")):
+            if names:
+                _warn(f"skipping {len(names)} {side} file(s) with no {other} file of the same "
+                      f"name: {_names(names)}")
+
+    with contextlib.ExitStack() as stack:
+        if interactive:
+            from rich.progress import Progress
+
+            bar = stack.enter_context(Progress(console=Console(stderr=True), transient=True))
+            task = bar.add_task("evaluating", total=None)
+
+        def on_file(result, done: int, total: int) -> None:
+            if interactive:
+                bar.update(task, completed=done, total=total)
+                return
+            q = result.enhanced_quality
+            scores = "" if q is None else (f"  PESQ-WB {_fmt(q.pesq_wb)}  STOI {_fmt(q.stoi)}")
+            _say(f"[{done}/{total}] {result.input.name}{scores}")
+
+        result = evaluate(args.noisy, args.clean, model=args.model, backend=args.backend,
+                          quant=args.quant, out_dir=args.out_dir, jobs=args.jobs,
+                          report=args.report, csv=args.csv, on_pairing=on_pairing, on_file=on_file)
+    Console().print(eval_table(eval_report(result)))
+    for path, what in ((args.report, "report"), (args.csv, "csv"), (args.out_dir, "audio")):
+        if path:
+            print(f"{what:<7} {path}")
+    for item in result.files:
+        for warning in item.warnings:
+            _warn(f"{item.input.name}: {warning}")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from streamer.model import default_model_path
+    from streamer.replay import load
+    from streamer.report import model_info, to_json
+
+    loaded = load(args.model)
+    info = model_info(loaded.source, loaded.params)
+    file = default_model_path() if loaded.path is None else loaded.path
+    info["file"] = str(file)
+    info["file_bytes"] = file.stat().st_size
+    if args.json:
+        print(to_json(info), end="")
+        return 0
+    where = "" if info["file"] == info["path"] else f" ({info['file']})"
+    print(f"model        {info['path']}{where}")
+    print(f"description  {info['description']}")
+    print(f"cell         {info['cell'].upper()}, hidden {info['hidden']}")
+    print(f"parameters   {info['parameters']:,}")
+    print(f"weight bytes {info['weight_bytes']:,} (as float32); file {info['file_bytes']:,} bytes")
+    metadata = info["metadata"] or {}
+    print("metadata" + ("     (none)" if not metadata else ""))
+    for key, value in sorted(metadata.items()):
+        print(f"  {key}: {value}")
+    return 0
+
+
+def _cmd_train(argv: list[str]) -> int:
+    try:
+        recipe = importlib.import_module("streamer.train.recipe")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "torch":
+            raise CliError("'streamer train' needs PyTorch: pip install 'streamer[train]' "
+                           f"({exc})") from exc
+        if exc.name and exc.name.startswith("streamer.train"):
+            raise CliError("'streamer train' is not available in this install (no "
+                           "streamer.train.recipe); it needs the training extras: "
+                           "pip install 'streamer[train]'") from exc
+        raise
+    parser = _Parser(prog="streamer train", formatter_class=_FORMATTER,
+                     description="Train a TinyDenoiser (PyTorch).")
+    recipe.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return int(recipe.run(args) or 0)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    if isinstance(exc, CliError | OSError):
+        return True
+    for module_name, class_name in _USER_ERRORS:
+        module = sys.modules.get(module_name)
+        error_class = getattr(module, class_name, None) if module is not None else None
+        if error_class is not None and isinstance(exc, error_class):
+            return True
+    return False
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        message = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        message = str(exc) or type(exc).__name__
+    return " ".join(message.split())
+
+
+def _guarded(command: Callable[[], int]) -> int:
+    try:
+        return command()
+    except KeyboardInterrupt:
+        _say("streamer: interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not _is_user_error(exc) or os.environ.get("STREAMER_DEBUG"):
+            raise
+        _say(f"streamer: error: {_one_line(exc)}")
+        return EXIT_USAGE
+
+
+def _single_threaded_blas() -> None:
+    """Run numpy's BLAS on one thread, unless the user set otherwise.
+
+    The emulator's per-frame products are small (at most 1024 x 512): BLAS threads cost more
+    in hand-offs than they save, and on a busy machine they turn into deadline misses that
+    are not the model's (measured on a loaded 2-core host, H=256: p50 28 ms per frame with
+    two threads, 1.3 ms with one). Effective only before numpy is first imported, which this
+    module never does. Not for `train`: torch wants its threads.
+    """
+    for name in _BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `streamer` console command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        return _guarded(lambda: _cmd_train(argv[1:]))
+    _single_threaded_blas()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return EXIT_USAGE
+    return _guarded(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""Evaluate a model over a folder of noisy/clean pairs: PESQ-WB, STOI and host timing per file.
+
+Files pair by name (`noisy/x.wav` with `clean/x.wav`). Files run in parallel worker processes
+(`jobs`, default min(2, CPU count)); each worker loads the model and opens the backend itself
+and keeps them for all its files. The emulator is deterministic, so the scores do not depend
+on `jobs`; host timings do, a little, because workers share the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from streamer.backends.base import Backend, open_backend
+from streamer.replay import (
+    LoadedModel,
+    ReplayError,
+    ReplayResult,
+    check_output_paths,
+    enhance_file,
+    load,
+)
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+_BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+FileCallback = Callable[[ReplayResult, int, int], None]
+
+
+@dataclass
+class Pairing:
+    """Noisy/clean files matched by name, and the names found on one side only."""
+
+    pairs: list[tuple[Path, Path]]
+    noisy_only: list[str] = field(default_factory=list)
+    clean_only: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalResult:
+    """Per-file results (sorted by name) of one evaluation; see `streamer.report.eval_report`."""
+
+    noisy_dir: Path
+    clean_dir: Path
+    out_dir: Path | None
+    model: dict[str, Any]
+    backend: str
+    quant: str
+    backend_info: dict[str, Any]
+    jobs: int
+    files: list[ReplayResult]
+    noisy_only: list[str]
+    clean_only: list[str]
+    complete: bool = True
+
+
+def default_jobs() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _audio_files(directory: Path, role: str) -> dict[str, Path]:
+    if not directory.is_dir():
+        raise ReplayError(f"{role} directory not found: {directory}")
+    return {p.name: p for p in sorted(directory.iterdir())
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES}
+
+
+def pair_files(noisy_dir: str | Path, clean_dir: str | Path) -> Pairing:
+    """Pair audio files (.wav, .flac) of the two folders by exact file name."""
+    noisy = _audio_files(Path(noisy_dir), "noisy")
+    clean = _audio_files(Path(clean_dir), "clean")
+    both = sorted(set(noisy) & set(clean))
+    return Pairing(pairs=[(noisy[n], clean[n]) for n in both],
+                   noisy_only=sorted(set(noisy) - set(clean)),
+                   clean_only=sorted(set(clean) - set(noisy)))
+
+
+class _Runner:
+    """One loaded model and open backend, reused for every file a process evaluates."""
+
+    def __init__(self, loaded: LoadedModel, backend: str, quant: str) -> None:
+        self.backend_spec, self.quant = backend, quant
+        self.model_info = loaded.info()
+        self.backend: Backend = open_backend(backend, loaded.params, quant)
+
+    def run(self, noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
+        return enhance_file(noisy, self.backend, model_info=self.model_info,
+                            backend_spec=self.backend_spec, quant=self.quant, clean=clean, out=out)
+
+
+_worker_runner: _Runner | None = None
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    os._exit(128 + signum)
+
+
+def _init_worker(model: Path | None, backend: str, quant: str) -> None:
+    global _worker_runner
+    # Ctrl-C reaches the whole process group. The parent reports what finished; a worker just
+    # stops, at once and without a traceback of its own.
+    signal.signal(signal.SIGINT, _exit_quietly)
+    _worker_runner = _Runner(load(model), backend, quant)
+
+
+def _run_in_worker(noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
+    assert _worker_runner is not None, "worker used before its initialiser ran"
+    return _worker_runner.run(noisy, clean, out)
+
+
+def _check_out_dir(out_dir: Path, noisy_dir: Path, clean_dir: Path) -> None:
+    for role, directory in (("noisy", noisy_dir), ("clean", clean_dir)):
+        if out_dir.resolve() == directory.resolve():
+            raise ReplayError(f"refusing to write enhanced files into the {role} directory {directory}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
+             model: str | Path | LoadedModel | None = None, backend: str = "emulator",
+             quant: str = "fp32", out_dir: str | Path | None = None, jobs: int | None = None,
+             report: str | Path | None = None, csv: str | Path | None = None,
+             on_pairing: Callable[[Pairing], None] | None = None,
+             on_file: FileCallback | None = None) -> EvalResult:
+    """Evaluate every noisy/clean pair of two folders.
+
+    Writes the enhanced files to `out_dir` (under the noisy file's name) when given, the JSON
+    report to `report` and the CSV to `csv`. `on_pairing` sees the pairing before any work
+    (to warn about unpaired names); `on_file(result, done, total)` runs as each file finishes.
+    On Ctrl-C the reports of the files finished so far are written, marked incomplete, and
+    KeyboardInterrupt propagates.
+    """
+    from streamer.report import eval_report, write_csv, write_json
+
+    noisy_dir, clean_dir = Path(noisy_dir), Path(clean_dir)
+    pairing = pair_files(noisy_dir, clean_dir)
+    if not pairing.pairs:
+        raise ReplayError(f"no files of the same name in {noisy_dir} and {clean_dir} "
+                          f"(looked for {', '.join(AUDIO_SUFFIXES)})")
+    if on_pairing is not None:
+        on_pairing(pairing)
+    check_output_paths({"report": None if report is None else Path(report),
+                        "CSV": None if csv is None else Path(csv)}, {})
+    out_path = None if out_dir is None else Path(out_dir)
+    if out_path is not None:
+        _check_out_dir(out_path, noisy_dir, clean_dir)
+    if jobs is not None and jobs < 1:
+        raise ReplayError(f"--jobs must be at least 1, got {jobs}")
+    jobs = min(jobs or default_jobs(), len(pairing.pairs))
+
+    # Load and open in this process first: a bad model or backend is one clear error here,
+    # not a broken worker pool.
+    loaded = model if isinstance(model, LoadedModel) else load(model)
+    runner = _Runner(loaded, backend, quant)
+    result = EvalResult(noisy_dir=noisy_dir, clean_dir=clean_dir, out_dir=out_path,
+                        model=runner.model_info, backend=backend, quant=quant,
+                        backend_info=runner.backend.describe(), jobs=jobs, files=[],
+                        noisy_only=pairing.noisy_only, clean_only=pairing.clean_only)
+    tasks = [(noisy, clean, None if out_path is None else out_path / noisy.name)
+             for noisy, clean in pairing.pairs]
+
+    def finished(item: ReplayResult) -> None:
+        result.files.append(item)
+        if on_file is not None:
+            on_file(item, len(result.files), len(tasks))
+
+    def write_reports() -> None:
+        result.files.sort(key=lambda r: r.input.name)
+        if report is not None or csv is not None:
+            data = eval_report(result)
+            if report is not None:
+                write_json(report, data)
+            if csv is not None:
+                write_csv(csv, data)
+
+    try:
+        if jobs == 1:
+            for task in tasks:
+                finished(runner.run(*task))
+        else:
+            _run_pool(tasks, loaded.path, backend, quant, jobs, finished)
+    except KeyboardInterrupt:
+        result.complete = False
+        write_reports()
+        raise
+    finally:
+        runner.backend.close()
+    write_reports()
+    return result
+
+
+@contextlib.contextmanager
+def _one_blas_thread_per_worker() -> Iterator[None]:
+    """Workers spawned inside this block run BLAS single-threaded.
+
+    Files are the unit of parallelism: BLAS threads in every worker on top of that would
+    oversubscribe the cores and show up as deadline misses that are not the model's.
+    Only the environment the children inherit changes; numpy in this process is already set up.
+    """
+    saved = {name: os.environ.get(name) for name in _BLAS_THREAD_VARIABLES}
+    for name in _BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, backend: str,
+              quant: str, jobs: int, finished: Callable[[ReplayResult], None]) -> None:
+    # spawn, not fork: the parent may have a progress-bar thread running, and forking a
+    # threaded process can deadlock.
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                               initializer=_init_worker, initargs=(model, backend, quant))
+    try:
+        # Worker processes start during submit() (spawn starts them on demand).
+        with _one_blas_thread_per_worker():
+            pending: set[Future[ReplayResult]] = {pool.submit(_run_in_worker, *task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                finished(future.result())  # re-raises a worker's error here, with its message
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

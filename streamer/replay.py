@@ -1,0 +1,237 @@
+"""Replay a recorded file through a backend, as if it arrived live, and measure what it cost.
+
+`replay()` is what `streamer replay` runs: read (any rate, any channel count), enhance one
+100-sample hop at a time through `Denoiser`, write the 16 kHz result, score it against a
+clean reference when there is one, and time every frame on the host. `enhance_file()` is
+the part that `streamer eval` repeats per file with a backend it keeps open.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamer.audio import Audio, output_subtype, read_audio, write_audio
+from streamer.backends.base import Backend, open_backend
+from streamer.engine import SAMPLE_RATE
+from streamer.metrics import HostTimer, Quality, TimingStats, quality, timing_stats
+from streamer.model import TinyDenoiserParams, load_model
+from streamer.pipeline import Denoiser, FrameObserver, enhance_signal
+
+DEMO_NOISY = "demo_noisy.wav"
+DEMO_CLEAN = "demo_clean.wav"
+ENHANCED_SUFFIX = ".enhanced.wav"
+
+Progress = Callable[[int, int], None]
+
+
+class ReplayError(ValueError):
+    """A replay that cannot go ahead as asked (paths, lengths); the message says why."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model's parameters and where they came from (`path` None: the embedded default)."""
+
+    params: TinyDenoiserParams
+    path: Path | None = None
+
+    @property
+    def source(self) -> str:
+        """How reports name the model: "default" or the path as given."""
+        return "default" if self.path is None else str(self.path)
+
+    def info(self) -> dict[str, Any]:
+        from streamer.report import model_info
+
+        return model_info(self.source, self.params)
+
+
+def load(model: str | Path | None = None) -> LoadedModel:
+    """Load the model named by `--model`: None for the embedded default, else a .tdn/.onnx path."""
+    return LoadedModel(load_model(model), None if model is None else Path(model))
+
+
+@dataclass
+class ReplayResult:
+    """Everything one replayed file produced, before it becomes a report (see `streamer.report`)."""
+
+    input: Path
+    output: Path | None
+    clean: Path | None
+    model: dict[str, Any]
+    backend: str
+    quant: str
+    backend_info: dict[str, Any]
+    sample_rate_in: int
+    channels_in: int
+    subtype_in: str
+    samples: int
+    host_s: np.ndarray
+    wall_s: float
+    enhanced_quality: Quality | None = None
+    noisy_quality: Quality | None = None
+    warnings: list[str] = field(default_factory=list)
+    sample_rate_out: int = SAMPLE_RATE
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+    @property
+    def timing(self) -> TimingStats:
+        return timing_stats(self.host_s)
+
+    @property
+    def realtime_factor(self) -> float | None:
+        """Audio seconds processed per host second (the whole streaming loop, not just the network)."""
+        return self.duration_s / self.wall_s if self.wall_s > 0 else None
+
+
+def demo_paths() -> tuple[Path, Path]:
+    """The bundled demo pair (noisy, clean) inside the package."""
+    data = resources.files("streamer.data")
+    return Path(str(data.joinpath(DEMO_NOISY))), Path(str(data.joinpath(DEMO_CLEAN)))
+
+
+def default_output_path(noisy: str | Path, directory: str | Path | None = None) -> Path:
+    """`<noisy stem>.enhanced.wav` in `directory` (the current directory by default)."""
+    return Path(directory or Path.cwd()) / (Path(noisy).stem + ENHANCED_SUFFIX)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_output_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
+    """Before any work: every output must have a folder to go to and land on no input
+    (nor on another output). Raises ReplayError naming the two roles."""
+    named_outputs = [(name, p) for name, p in outputs.items() if p is not None]
+    for out_name, out_path in named_outputs:
+        if out_path.is_dir():
+            raise ReplayError(f"the {out_name} {out_path} is a directory; give a file name")
+        parent = out_path.parent
+        if not parent.is_dir():
+            raise ReplayError(f"cannot write the {out_name} {out_path}: folder {parent} does not exist")
+        for in_name, in_path in inputs.items():
+            if in_path is not None and _same_file(out_path, in_path):
+                raise ReplayError(f"refusing to write the {out_name} onto the {in_name} file {in_path}")
+    for i, (name_a, a) in enumerate(named_outputs):
+        for name_b, b in named_outputs[i + 1:]:
+            if _same_file(a, b):
+                raise ReplayError(f"the {name_a} and the {name_b} are the same file: {a}")
+
+
+def check_lengths(noisy: Audio, clean: Audio) -> None:
+    """The pair must be sample-aligned at 16 kHz: exactly equal lengths, no tolerance."""
+    if len(noisy) != len(clean):
+        raise ReplayError(f"clean and noisy lengths differ at {SAMPLE_RATE} Hz: {clean.path} has "
+                          f"{len(clean)} samples, {noisy.path} has {len(noisy)}")
+
+
+def _as_audio(source: str | Path | Audio, what: str) -> Audio:
+    return source if isinstance(source, Audio) else read_audio(source, what=what)
+
+
+def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dict[str, Any],
+                 backend_spec: str, quant: str, clean: str | Path | Audio | None = None,
+                 out: str | Path | None = None, observers: Sequence[FrameObserver] = (),
+                 progress: Progress | None = None, score_noisy: bool = True) -> ReplayResult:
+    """Enhance one file with an open backend (reset first), write it, score it, time it.
+
+    `noisy` and `clean` are paths or already-read `Audio`. `out=None` writes no audio. With
+    `clean`, the enhanced (and, with `score_noisy`, the unprocessed) signal is scored; a metric
+    that cannot be computed becomes None plus a warning.
+    """
+    noisy_audio = _as_audio(noisy, "noisy")
+    clean_audio = _as_audio(clean, "clean") if clean is not None else None
+    if clean_audio is not None:
+        check_lengths(noisy_audio, clean_audio)
+
+    backend.reset()
+    timer = HostTimer()
+    denoiser = Denoiser(backend, [timer, *observers])
+    start = time.perf_counter()
+    enhanced = enhance_signal(denoiser, noisy_audio.samples, progress)
+    wall_s = time.perf_counter() - start
+
+    out_path = None
+    if out is not None:
+        out_path = write_audio(out, enhanced, SAMPLE_RATE, output_subtype(noisy_audio.source_subtype))
+
+    result = ReplayResult(
+        input=Path(noisy_audio.path or "<memory>"), output=out_path,
+        clean=None if clean_audio is None else clean_audio.path,
+        model=model_info, backend=backend_spec, quant=quant, backend_info=backend.describe(),
+        sample_rate_in=noisy_audio.source_rate, channels_in=noisy_audio.source_channels,
+        subtype_in=noisy_audio.source_subtype, samples=len(noisy_audio), host_s=timer.seconds(),
+        wall_s=wall_s)
+    if clean_audio is not None:
+        result.enhanced_quality = quality(clean_audio.samples, enhanced)
+        result.warnings += result.enhanced_quality.warnings
+        if score_noisy:
+            result.noisy_quality = quality(clean_audio.samples, noisy_audio.samples)
+    return result
+
+
+def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
+           clean: str | Path | None = None, model: str | Path | LoadedModel | None = None,
+           backend: str = "emulator", quant: str = "fp32", report: str | Path | None = None,
+           log: str | Path | None = None, progress: Progress | None = None,
+           write_output: bool = True) -> ReplayResult:
+    """Replay `noisy` (None: the bundled demo, scored against its clean twin).
+
+    Writes the enhanced file to `out` (default `<noisy stem>.enhanced.wav` in the current
+    directory; never onto an input), the report JSON to `report` and one JSON line per frame
+    to `log` when given. Raises ReplayError, AudioError, ModelError or BackendError with a
+    one-line message for anything the user can fix.
+    """
+    from streamer.report import FrameLog, replay_report, write_json
+
+    if noisy is None:
+        noisy_path, demo_clean = demo_paths()
+        if not noisy_path.is_file():
+            raise ReplayError(f"the bundled demo {noisy_path.name} is not in this install "
+                              f"(looked in {noisy_path.parent}); give a NOISY.wav to replay")
+        clean_path = Path(clean) if clean is not None else (demo_clean if demo_clean.is_file() else None)
+    else:
+        noisy_path, clean_path = Path(noisy), None if clean is None else Path(clean)
+    out_path = None
+    if write_output:
+        out_path = Path(out) if out is not None else default_output_path(noisy_path)
+    report_path = None if report is None else Path(report)
+    log_path = None if log is None else Path(log)
+    check_output_paths({"enhanced output": out_path, "report": report_path, "frame log": log_path},
+                     {"noisy": noisy_path, "clean": clean_path})
+
+    # Inputs before the model: a mistyped file name should not wait for a model to load.
+    noisy_audio = read_audio(noisy_path, what="noisy")
+    clean_audio = read_audio(clean_path, what="clean") if clean_path is not None else None
+    if clean_audio is not None:
+        check_lengths(noisy_audio, clean_audio)
+
+    loaded = model if isinstance(model, LoadedModel) else load(model)
+    with open_backend(backend, loaded.params, quant) as opened:
+        frame_log = FrameLog(log_path) if log_path is not None else None
+        try:
+            result = enhance_file(noisy_audio, opened, model_info=loaded.info(), backend_spec=backend,
+                                  quant=quant, clean=clean_audio, out=out_path,
+                                  observers=[frame_log] if frame_log else [], progress=progress)
+        finally:
+            if frame_log is not None:
+                frame_log.close()
+    if report_path is not None:
+        write_json(report_path, replay_report(result))
+    return result
