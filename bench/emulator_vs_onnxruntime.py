@@ -1,28 +1,36 @@
-"""Benchmark: FP32 emulator time per frame against onnxruntime on the same model, same run.
+"""Benchmark: emulator time per frame in every numeric mode against onnxruntime, same run.
 
     python bench/emulator_vs_onnxruntime.py [--model PATH] [--frames N] [--repeats R]
 
-Prints one JSON object. Both runtimes step the same magnitudes one frame at a time with their
+Prints one JSON object. Every runtime steps the same magnitudes one frame at a time with its
 states fed back, as a real-time stream does, interleaved in rounds so that machine noise hits
-both alike; each figure is the median over rounds of the mean time per frame in the round.
+all alike; each figure is the median over rounds of the mean time per frame in the round.
+onnxruntime runs the FP32 model exported by `export_onnx`. The quantised modes use the model's
+embedded calibration; a model without one gets unit ranges (timing does not depend on them).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
+# Before numpy loads: a stream's matrix-vector products run single-threaded (as `streamer` does).
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
-from streamer.backends.emulator import Fp32Network
-from streamer.engine import DEADLINE_S, HOP_SAMPLES, StreamingStft
-from streamer.model import load_model
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from streamer.backends.emulator import Fp32Network  # noqa: E402
+from streamer.engine import DEADLINE_S, HOP_SAMPLES, StreamingStft  # noqa: E402
+from streamer.model import load_model  # noqa: E402
+from streamer.quant.network import QUANTIZED_MODES, QuantizedNetwork, quantize  # noqa: E402
 
 
 def magnitudes(frames: int, seed: int = 0) -> np.ndarray:
@@ -36,7 +44,7 @@ def magnitudes(frames: int, seed: int = 0) -> np.ndarray:
     return np.array(out)
 
 
-def time_emulator(network: Fp32Network, mags: np.ndarray) -> float:
+def time_emulator(network, mags: np.ndarray) -> float:
     state = network.initial_state()
     start = time.perf_counter()
     for frame in mags:
@@ -94,14 +102,25 @@ def main(argv: list[str] | None = None) -> int:
         options.inter_op_num_threads = 1
         session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
-    time_emulator(network, mags[:20])  # warm caches and lazy initialisation of both
+    calibration = params.calibration or {}
+    ranges = calibration.get("ranges") or dict.fromkeys(
+        ("fc0.input", "rnn1.input", "rnn1.cell", "rnn2.cell", "fc2.input"), 1.0)
+    quantized = {mode: QuantizedNetwork(quantize(params, mode, ranges)) for mode in QUANTIZED_MODES}
+
+    time_emulator(network, mags[:20])  # warm caches and lazy initialisation of all
     time_onnxruntime(session, params, mags[:20])
+    for net in quantized.values():
+        time_emulator(net, mags[:5])
     emulator, onnx_rt, full_path = [], [], []
+    per_mode: dict[str, list[float]] = {mode: [] for mode in quantized}
     for _ in range(args.repeats):
         emulator.append(time_emulator(network, mags))
         onnx_rt.append(time_onnxruntime(session, params, mags))
         full_path.append(time_engine_and_emulator(network, args.frames))
+        for mode, net in quantized.items():
+            per_mode[mode].append(time_emulator(net, mags[: max(args.frames // 4, 20)]))
     emulator_s, ort_s, full_s = (float(np.median(v)) for v in (emulator, onnx_rt, full_path))
+    modes_us = {mode: round(float(np.median(v)) * 1e6, 1) for mode, v in per_mode.items()}
     result = {
         "benchmark": "emulator_vs_onnxruntime",
         "model": args.model or "default",
@@ -114,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         "onnxruntime_over_emulator": round(ort_s / emulator_s, 2),
         "emulator_faster": emulator_s < ort_s,
         "host_path_us_per_frame": round(full_s * 1e6, 1),
+        "bit_accurate_us_per_frame": modes_us,
+        "bit_accurate_realtime": {mode: us < DEADLINE_S * 1e6 for mode, us in modes_us.items()},
+        "calibration": "embedded" if calibration else "unit ranges (model carries no calibration)",
         "deadline_us": DEADLINE_S * 1e6,
         "realtime_factor": round(DEADLINE_S / full_s, 1),
         "onnxruntime_threads": 1,
