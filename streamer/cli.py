@@ -28,8 +28,6 @@ _USER_ERRORS = (
     ("streamer.metrics", "MetricError"),
 )
 
-_BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
 _TOP_DESCRIPTION = """\
@@ -377,25 +375,11 @@ def _guarded(command: Callable[[], int]) -> int:
         return EXIT_USAGE
 
 
-def _single_threaded_blas() -> None:
-    """Run numpy's BLAS on one thread, unless the user set otherwise.
-
-    The emulator's per-frame products are small (at most 1024 x 512): BLAS threads cost more
-    in hand-offs than they save, and on a busy machine they turn into deadline misses that
-    are not the model's (measured on a loaded 2-core host, H=256: p50 28 ms per frame with
-    two threads, 1.3 ms with one). Effective only before numpy is first imported, which this
-    module never does. Not for `train`: torch wants its threads.
-    """
-    for name in _BLAS_THREAD_VARIABLES:
-        os.environ.setdefault(name, "1")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `streamer` console command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         return _guarded(lambda: _cmd_train(argv[1:]))
-    _single_threaded_blas()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

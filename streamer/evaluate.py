@@ -8,11 +8,10 @@ on `jobs`; host timings do, a little, because workers share the machine.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -29,7 +28,6 @@ from streamer.replay import (
 )
 
 AUDIO_SUFFIXES = (".wav", ".flac")
-_BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 FileCallback = Callable[[ReplayResult, int, int], None]
 
@@ -98,15 +96,11 @@ class _Runner:
 _worker_runner: _Runner | None = None
 
 
-def _exit_quietly(signum: int, frame: object) -> None:
-    os._exit(128 + signum)
-
-
 def _init_worker(model: Path | None, backend: str, quant: str) -> None:
     global _worker_runner
-    # Ctrl-C reaches the whole process group. The parent reports what finished; a worker just
-    # stops, at once and without a traceback of its own.
-    signal.signal(signal.SIGINT, _exit_quietly)
+    # Ctrl-C reaches the whole process group; the parent handles it (reports what finished,
+    # then stops the workers), so a worker neither dies mid-answer nor prints a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_runner = _Runner(load(model), backend, quant)
 
 
@@ -185,35 +179,14 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
                 finished(runner.run(*task))
         else:
             _run_pool(tasks, loaded.path, backend, quant, jobs, finished)
+        write_reports()
     except KeyboardInterrupt:
         result.complete = False
         write_reports()
         raise
     finally:
         runner.backend.close()
-    write_reports()
     return result
-
-
-@contextlib.contextmanager
-def _one_blas_thread_per_worker() -> Iterator[None]:
-    """Workers spawned inside this block run BLAS single-threaded.
-
-    Files are the unit of parallelism: BLAS threads in every worker on top of that would
-    oversubscribe the cores and show up as deadline misses that are not the model's.
-    Only the environment the children inherit changes; numpy in this process is already set up.
-    """
-    saved = {name: os.environ.get(name) for name in _BLAS_THREAD_VARIABLES}
-    for name in _BLAS_THREAD_VARIABLES:
-        os.environ.setdefault(name, "1")
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, backend: str,
@@ -223,12 +196,26 @@ def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, b
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                                initializer=_init_worker, initargs=(model, backend, quant))
     try:
-        # Worker processes start during submit() (spawn starts them on demand).
-        with _one_blas_thread_per_worker():
-            pending: set[Future[ReplayResult]] = {pool.submit(_run_in_worker, *task) for task in tasks}
+        # Workers inherit this process's environment, so the single-threaded BLAS that
+        # `import streamer` sets up applies to them too.
+        pending: set[Future[ReplayResult]] = {pool.submit(_run_in_worker, *task) for task in tasks}
         while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 finished(future.result())  # re-raises a worker's error here, with its message
+    except BaseException:
+        # Ctrl-C or a failed file: nothing more is wanted from the other workers.
+        _stop_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's own worker processes now rather than after their current file."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
