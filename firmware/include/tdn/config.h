@@ -1,0 +1,29 @@
+/* config.h - sizes shared by every target. Capacities of the memory levels come from the HAL. */
+#ifndef TDN_CONFIG_H
+#define TDN_CONFIG_H
+
+#define TDN_FW_MAJOR 1
+#define TDN_FW_MINOR 0
+#define TDN_FW_PATCH 0
+#define TDN_PROTOCOL_VERSION 1
+
+#define TDN_BINS 257          /* STFT bins: network input and mask width */
+#define TDN_MAX_HIDDEN 256    /* largest H the frame workspace is sized for */
+#define TDN_MAX_GATES (4 * TDN_MAX_HIDDEN)
+#define TDN_WORKERS 8         /* worker cores of the cluster (hart 0 is the controller) */
+
+#define TDN_L1_BYTES 131072u  /* the cluster's tile buffer */
+#define TDN_TILE_BYTES (TDN_L1_BYTES / 2u) /* double buffering: two tiles of 64 kB */
+
+/* Memory levels that can hold the weights (ModelInfo's "weights memory level"). */
+#define TDN_LEVEL_L2 0
+#define TDN_LEVEL_MRAM 1
+#define TDN_LEVEL_L3 2
+#define TDN_LEVELS 3
+
+/* The blob and every table are little-endian; both targets (x86-64, RV32) are. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the firmware reads the little-endian TDNB blob in place"
+#endif
+
+#endif

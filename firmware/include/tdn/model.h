@@ -1,0 +1,101 @@
+/* model.h - the TDNB blob parsed in place, and one frame of the network on the cluster.
+ *
+ * tdn_model_parse validates a blob (docs/protocol.md, "The device model blob") where it lies
+ * (L2, MRAM or L3) and records pointers into it; nothing is allocated. tdn_model_frame runs
+ * fc0, rnn1, rnn2, fc1, fc2, one fork each: workers split every layer by output rows while
+ * worker 0 streams the layer's weights tile by tile into the L1 buffer (double buffered),
+ * then split the gate work by hidden unit.
+ */
+#ifndef TDN_MODEL_H
+#define TDN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tdn/config.h"
+
+/* Status codes: the protocol's error codes (docs/protocol.md). */
+#define TDN_OK 0
+#define TDN_E_BAD_REQUEST 1
+#define TDN_E_NO_MODEL 2
+#define TDN_E_MODEL_TOO_LARGE 3
+#define TDN_E_BAD_CHECKSUM 4
+#define TDN_E_BAD_MODEL 5
+#define TDN_E_BAD_SEQUENCE 6
+#define TDN_E_UNSUPPORTED 7
+#define TDN_E_INTERNAL 8
+
+#define TDN_MODE_FP16 1
+#define TDN_MODE_INT8 2
+#define TDN_MODE_MIXED 3
+#define TDN_CELL_LSTM 0
+#define TDN_CELL_GRU 1
+
+#define TDN_BLOB_HEADER 36
+#define TDN_MAX_SEGS 6
+
+enum { TDN_FC0 = 0, TDN_RNN1, TDN_RNN2, TDN_FC1, TDN_FC2, TDN_LAYERS };
+
+/* One array that a tile copies rows of: the blob address of row 0 and bytes per row. */
+#define TDN_SEG_I8 0  /* int8 weights */
+#define TDN_SEG_F16 1 /* binary16 weights or biases */
+#define TDN_SEG_F32 2 /* binary32 per-row scales */
+typedef struct {
+    const uint8_t *src;
+    uint32_t row_bytes;
+    uint32_t kind;
+} tdn_seg;
+
+typedef struct {
+    uint8_t recurrent;      /* 0 dense, 1 LSTM/GRU */
+    uint8_t int8;           /* storage: int8 weights + per-row scales, else binary16 */
+    uint16_t rows;          /* output rows (G*H for recurrent layers) */
+    uint16_t cols;          /* input width (W_ih's for recurrent layers) */
+    uint16_t rows_per_tile;
+    uint16_t tiles;
+    uint8_t nseg;
+    tdn_seg seg[TDN_MAX_SEGS]; /* dense: w, [scale], bias;  rnn: w_ih, [s_ih], w_hh, [s_hh], b_ih, b_hh */
+} tdn_layer;
+
+typedef struct {
+    /* from the blob */
+    uint8_t mode, cell;
+    uint16_t hidden;
+    uint32_t bytes;
+    int level;                    /* memory level that holds the blob (TDN_LEVEL_*) */
+    const uint8_t *blob;
+    float s_fc0_in, s_rnn1_in, s_cell[2], s_fc2_in;
+    float inv_fc0_in, inv_rnn1_in, inv_cell[2], inv_fc2_in;
+    tdn_layer layer[TDN_LAYERS];
+    /* recurrent state (binary16 values as binary32 in fp16 mode; int8 h, int16 c otherwise) */
+    float h[2][TDN_MAX_HIDDEN], c[2][TDN_MAX_HIDDEN];
+    int8_t hq[2][TDN_MAX_HIDDEN];
+    int16_t cq[2][TDN_MAX_HIDDEN];
+    /* frame workspace */
+    uint16_t in[TDN_BINS];
+    float x[TDN_BINS];
+    int8_t xq[TDN_BINS + 3];
+    float y0[TDN_MAX_HIDDEN];
+    int8_t y0q[TDN_MAX_HIDDEN];
+    float z[TDN_MAX_GATES];       /* LSTM pre-activations, GRU gi */
+    float gh[TDN_MAX_GATES];      /* GRU gh */
+    float fc1_in[TDN_MAX_HIDDEN];
+    float y1[TDN_BINS];
+    int8_t y1q[TDN_BINS + 3];
+    float mask[TDN_BINS];
+} tdn_model;
+
+/* Bytes of a blob with this shape (0 if mode/cell unknown or hidden is 0). */
+uint32_t tdn_blob_size(unsigned mode, unsigned cell, unsigned hidden);
+
+/* Validate `blob` (n bytes, 4-byte aligned) and point `m` into it. Returns TDN_OK,
+ * TDN_E_BAD_MODEL or TDN_E_UNSUPPORTED, with a reason in `why` (may be NULL). */
+int tdn_model_parse(tdn_model *m, const uint8_t *blob, uint32_t n, int level, const char **why);
+
+/* Zero the recurrent state. */
+void tdn_model_reset(tdn_model *m);
+
+/* One frame: 257 binary16 magnitudes in, 257 binary16 mask values out; counts into tdn_cnt. */
+void tdn_model_frame(tdn_model *m, const uint16_t *mags, uint16_t *mask);
+
+#endif

@@ -1,0 +1,362 @@
+/* model.c - TDNB blob parsing and the frame orchestration on the cluster.
+ *
+ * One fork per layer. Inside it, every worker:
+ *   1. converts its slice of the layer's input (prologue: input stage or requantisation);
+ *   2. worker 0 copies tile 0 of the weights into L1 buffer 0 and waits; barrier;
+ *   3. for each tile t: worker 0 issues the copy of tile t+1 into the other buffer, every
+ *      worker computes its block of tile t's rows (whole dot products), worker 0 waits for
+ *      tile t+1, barrier;
+ *   4. recurrent layers: every worker does the gate work of its block of hidden units.
+ * A tile is a block of rows of the layer: the rows of each of its arrays (weights, per-row
+ * scales, biases), packed into one 64 kB half of L1, each array 4-byte aligned.
+ */
+#include <string.h>
+
+#include "tdn/fp16.h"
+#include "tdn/hal.h"
+#include "tdn/kernels.h"
+#include "tdn/model.h"
+#include "tdn/rt.h"
+
+static uint32_t align4(uint32_t v) { return (v + 3u) & ~3u; }
+
+static float rd_f32(const uint8_t *p) { float f; memcpy(&f, p, 4); return f; }
+static uint16_t rd_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t rd_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static int layer_int8(unsigned mode, unsigned li)
+{
+    if (mode == TDN_MODE_INT8) return 1;
+    if (mode == TDN_MODE_MIXED) return li == TDN_RNN1 || li == TDN_RNN2;
+    return 0;
+}
+
+/* Walk the blob layout: fill each layer's segments (when blob != NULL) and return the size. */
+static uint32_t layout(unsigned mode, unsigned cell, unsigned hidden, const uint8_t *blob,
+                       tdn_layer *layers)
+{
+    static const uint16_t dense_rows[3] = {0, TDN_BINS, TDN_BINS};
+    uint32_t off = TDN_BLOB_HEADER;
+    unsigned gates = cell == TDN_CELL_LSTM ? 4u : 3u;
+    for (unsigned li = 0; li < TDN_LAYERS; li++) {
+        tdn_layer L;
+        unsigned wsize;
+        memset(&L, 0, sizeof L);
+        L.int8 = (uint8_t)layer_int8(mode, li);
+        wsize = L.int8 ? 1u : 2u;
+        if (li == TDN_RNN1 || li == TDN_RNN2) {
+            L.recurrent = 1;
+            L.rows = (uint16_t)(gates * hidden);
+            L.cols = (uint16_t)hidden;
+            for (unsigned w = 0; w < 2; w++) {
+                off = align4(off);
+                L.seg[L.nseg++] = (tdn_seg){blob ? blob + off : NULL, hidden * wsize, L.int8 ? TDN_SEG_I8 : TDN_SEG_F16};
+                off += (uint32_t)L.rows * hidden * wsize;
+                if (L.int8) {
+                    off = align4(off);
+                    L.seg[L.nseg++] = (tdn_seg){blob ? blob + off : NULL, 4, TDN_SEG_F32};
+                    off += (uint32_t)L.rows * 4u;
+                }
+            }
+            for (unsigned b = 0; b < 2; b++) {
+                off = align4(off);
+                L.seg[L.nseg++] = (tdn_seg){blob ? blob + off : NULL, 2, TDN_SEG_F16};
+                off += (uint32_t)L.rows * 2u;
+            }
+        } else {
+            unsigned d = li == TDN_FC0 ? 0u : li == TDN_FC1 ? 1u : 2u;
+            L.rows = d == 0 ? (uint16_t)hidden : dense_rows[d];
+            L.cols = d == 1 ? (uint16_t)hidden : (uint16_t)TDN_BINS;
+            off = align4(off);
+            L.seg[L.nseg++] = (tdn_seg){blob ? blob + off : NULL, (uint32_t)L.cols * wsize, L.int8 ? TDN_SEG_I8 : TDN_SEG_F16};
+            off += (uint32_t)L.rows * L.cols * wsize;
+            if (L.int8) {
+                off = align4(off);
+                L.seg[L.nseg++] = (tdn_seg){blob ? blob + off : NULL, 4, TDN_SEG_F32};
+                off += (uint32_t)L.rows * 4u;
+            }
+            off = align4(off);
+            L.seg[L.nseg++] = (tdn_seg){blob ? blob + off : NULL, 2, TDN_SEG_F16};
+            off += (uint32_t)L.rows * 2u;
+        }
+        {   /* rows per tile: as many as fit one L1 half (with alignment slack), rounded to a
+               multiple of the worker count when the layer needs several tiles */
+            uint32_t per_row = 0, n;
+            for (unsigned s = 0; s < L.nseg; s++) per_row += L.seg[s].row_bytes;
+            n = (TDN_TILE_BYTES - 4u * L.nseg) / per_row;
+            if (n >= L.rows) n = L.rows;
+            else if (n >= TDN_WORKERS) n -= n % TDN_WORKERS;
+            L.rows_per_tile = (uint16_t)n;
+            L.tiles = (uint16_t)(n ? (L.rows + n - 1u) / n : 0u);
+        }
+        if (layers) layers[li] = L;
+    }
+    return off;
+}
+
+uint32_t tdn_blob_size(unsigned mode, unsigned cell, unsigned hidden)
+{
+    if (mode < TDN_MODE_FP16 || mode > TDN_MODE_MIXED || cell > TDN_CELL_GRU) return 0;
+    if (hidden == 0 || hidden > TDN_MAX_HIDDEN) return 0;
+    return layout(mode, cell, hidden, NULL, NULL);
+}
+
+static int scale_ok(float s) { return s > 0.0f && s < 3.0e38f && (1.0f / s) < 3.0e38f; }
+
+static int fail(const char **why, const char *msg, int code)
+{
+    if (why) *why = msg;
+    return code;
+}
+
+int tdn_model_parse(tdn_model *m, const uint8_t *blob, uint32_t n, int level, const char **why)
+{
+    unsigned mode, cell, hidden, bins;
+    float sc[5];
+    uint32_t total;
+    if (why) *why = "ok";
+    if (n < TDN_BLOB_HEADER) return fail(why, "blob shorter than its header", TDN_E_BAD_MODEL);
+    if (((uintptr_t)blob & 3u) != 0) return fail(why, "blob not 4-byte aligned", TDN_E_INTERNAL);
+    if (memcmp(blob, "TDNB", 4) != 0) return fail(why, "bad magic (not TDNB)", TDN_E_BAD_MODEL);
+    if (rd_u16(blob + 4) != 1) return fail(why, "unsupported blob version", TDN_E_UNSUPPORTED);
+    mode = blob[6];
+    cell = blob[7];
+    hidden = rd_u16(blob + 8);
+    bins = rd_u16(blob + 10);
+    for (unsigned i = 0; i < 5; i++) sc[i] = rd_f32(blob + 12 + 4 * i);
+    total = rd_u32(blob + 32);
+    if (mode < TDN_MODE_FP16 || mode > TDN_MODE_MIXED) return fail(why, "unsupported mode", TDN_E_UNSUPPORTED);
+    if (cell > TDN_CELL_GRU) return fail(why, "unsupported cell", TDN_E_UNSUPPORTED);
+    if (hidden == 0) return fail(why, "hidden size 0", TDN_E_BAD_MODEL);
+    if (hidden > TDN_MAX_HIDDEN) return fail(why, "hidden size above 256", TDN_E_UNSUPPORTED);
+    if (bins != TDN_BINS) return fail(why, "bins must be 257", TDN_E_BAD_MODEL);
+    if (total != n) return fail(why, "header size differs from the blob's", TDN_E_BAD_MODEL);
+    if (tdn_blob_size(mode, cell, hidden) != n) return fail(why, "size does not match the layout", TDN_E_BAD_MODEL);
+    /* scales the mode uses must be positive, finite, with a finite inverse */
+    if (mode == TDN_MODE_INT8 && (!scale_ok(sc[0]) || !scale_ok(sc[4])))
+        return fail(why, "bad fc0/fc2 input scale", TDN_E_BAD_MODEL);
+    if (mode != TDN_MODE_FP16) {
+        if (!scale_ok(sc[1])) return fail(why, "bad rnn1 input scale", TDN_E_BAD_MODEL);
+        if (cell == TDN_CELL_LSTM && (!scale_ok(sc[2]) || !scale_ok(sc[3])))
+            return fail(why, "bad cell-state scale", TDN_E_BAD_MODEL);
+    }
+
+    memset(m, 0, sizeof *m);
+    m->mode = (uint8_t)mode;
+    m->cell = (uint8_t)cell;
+    m->hidden = (uint16_t)hidden;
+    m->bytes = n;
+    m->level = level;
+    m->blob = blob;
+    m->s_fc0_in = sc[0];
+    m->s_rnn1_in = sc[1];
+    m->s_cell[0] = sc[2];
+    m->s_cell[1] = sc[3];
+    m->s_fc2_in = sc[4];
+    m->inv_fc0_in = 1.0f / sc[0];
+    m->inv_rnn1_in = 1.0f / sc[1];
+    m->inv_cell[0] = 1.0f / sc[2];
+    m->inv_cell[1] = 1.0f / sc[3];
+    m->inv_fc2_in = 1.0f / sc[4];
+    layout(mode, cell, hidden, blob, m->layer);
+
+    /* every stored value must be finite: binary16 arrays without inf/NaN, per-row scales ok */
+    for (unsigned li = 0; li < TDN_LAYERS; li++) {
+        const tdn_layer *L = &m->layer[li];
+        if (L->rows_per_tile == 0) return fail(why, "a row does not fit an L1 tile", TDN_E_UNSUPPORTED);
+        for (unsigned s = 0; s < L->nseg; s++) {
+            const tdn_seg *S = &L->seg[s];
+            uint32_t bytes = S->row_bytes * L->rows;
+            if (S->kind == TDN_SEG_I8) continue;
+            if (S->kind == TDN_SEG_F32) {
+                for (uint32_t i = 0; i < bytes; i += 4)
+                    if (!scale_ok(rd_f32(S->src + i))) return fail(why, "bad per-row weight scale", TDN_E_BAD_MODEL);
+            } else {
+                for (uint32_t i = 0; i < bytes; i += 2)
+                    if ((rd_u16(S->src + i) & 0x7c00u) == 0x7c00u)
+                        return fail(why, "binary16 weight or bias is inf or NaN", TDN_E_BAD_MODEL);
+            }
+        }
+    }
+    tdn_model_reset(m);
+    return TDN_OK;
+}
+
+void tdn_model_reset(tdn_model *m)
+{
+    memset(m->h, 0, sizeof m->h);
+    memset(m->c, 0, sizeof m->c);
+    memset(m->hq, 0, sizeof m->hq);
+    memset(m->cq, 0, sizeof m->cq);
+}
+
+/* ---- the parallel layer ------------------------------------------------------------------ */
+
+typedef struct {
+    tdn_model *m;
+    unsigned li;
+} layer_job;
+
+static unsigned part(unsigned n, unsigned core) { return (unsigned)((uint32_t)n * core / TDN_WORKERS); }
+
+/* Copy tile t (rows [t*rpt, ...)) of every array of layer L into L1 buffer `dst` (worker 0),
+ * each array at a 4-byte aligned slot of rows_per_tile rows. */
+static hal_dma_id copy_tile(const tdn_model *m, const tdn_layer *L, unsigned t, uint8_t *dst)
+{
+    unsigned row0 = (unsigned)t * L->rows_per_tile;
+    unsigned rows = L->rows - row0 < L->rows_per_tile ? L->rows - row0 : L->rows_per_tile;
+    uint32_t off = 0;
+    hal_dma_id id = 0;
+    for (unsigned s = 0; s < L->nseg; s++) {
+        uint32_t bytes = L->seg[s].row_bytes * rows;
+        id = rt_dma(dst + off, L->seg[s].src + (uint32_t)row0 * L->seg[s].row_bytes, bytes, m->level);
+        off = align4(off + L->seg[s].row_bytes * L->rows_per_tile);
+    }
+    return id;
+}
+
+/* Where the arrays of a tile lie in an L1 buffer (same packing as copy_tile). */
+static void tile_segs(const tdn_layer *L, uint8_t *buf, uint8_t **seg)
+{
+    uint32_t off = 0;
+    for (unsigned s = 0; s < L->nseg; s++) {
+        seg[s] = buf + off;
+        off = align4(off + L->seg[s].row_bytes * L->rows_per_tile);
+    }
+}
+
+static void prologue(tdn_model *m, unsigned li, unsigned core)
+{
+    unsigned H = m->hidden;
+    switch (li) {
+    case TDN_FC0: {
+        unsigned i0 = part(TDN_BINS, core), i1 = part(TDN_BINS, core + 1);
+        requant_input(m->in, m->x, i0, i1);
+        if (m->layer[TDN_FC0].int8) requant_q8(m->x, m->inv_fc0_in, m->xq, i0, i1);
+        break;
+    }
+    case TDN_RNN1:
+        if (m->layer[TDN_RNN1].int8) requant_q8(m->y0, m->inv_rnn1_in, m->y0q, part(H, core), part(H, core + 1));
+        break;
+    case TDN_FC1:
+        if (m->layer[TDN_RNN2].int8 && !m->layer[TDN_FC1].int8)
+            requant_state_to_f16(m->hq[1], m->fc1_in, part(H, core), part(H, core + 1));
+        break;
+    case TDN_FC2:
+        if (m->layer[TDN_FC2].int8)
+            requant_q8(m->y1, m->inv_fc2_in, m->y1q, part(TDN_BINS, core), part(TDN_BINS, core + 1));
+        break;
+    default:
+        break;
+    }
+}
+
+/* Rows [lo, hi) (tile-relative) of the tile whose first row is row0; seg = its L1 arrays. */
+static void rows(tdn_model *m, unsigned li, uint8_t *const *seg, unsigned row0, unsigned lo,
+                 unsigned hi, unsigned core)
+{
+    const tdn_layer *L = &m->layer[li];
+    unsigned H = m->hidden;
+    uint32_t macs;
+    if (hi <= lo) return;
+    if (!L->recurrent) {
+        const void *x;
+        float s_in = 0.0f;
+        float *y = li == TDN_FC0 ? m->y0 : li == TDN_FC1 ? m->y1 : m->mask;
+        dense_act act = li == TDN_FC2 ? DENSE_SIGMOID_F16 : L->int8 ? DENSE_RELU_F32 : DENSE_RELU_F16;
+        if (li == TDN_FC0) { x = L->int8 ? (const void *)m->xq : (const void *)m->x; s_in = m->s_fc0_in; }
+        else if (li == TDN_FC1) {
+            x = L->int8 ? (const void *)m->hq[1] : m->layer[TDN_RNN2].int8 ? (const void *)m->fc1_in : (const void *)m->h[1];
+            s_in = TDN_S_H;
+        } else { x = L->int8 ? (const void *)m->y1q : (const void *)m->y1; s_in = m->s_fc2_in; }
+        if (L->int8)
+            dense_int8_rows((const int8_t *)seg[0], (const float *)seg[1], (const uint16_t *)seg[2],
+                            (const int8_t *)x, s_in, L->cols, lo, hi, act, y + row0);
+        else
+            dense_fp16_rows((const uint16_t *)seg[0], (const uint16_t *)seg[1], (const float *)x,
+                            L->cols, lo, hi, act, y + row0);
+        macs = (uint32_t)(hi - lo) * L->cols;
+    } else {
+        unsigned l = li - TDN_RNN1;
+        if (L->int8) {
+            const int8_t *xq = l == 0 ? m->y0q : m->hq[0];
+            float s_x = l == 0 ? m->s_rnn1_in : TDN_S_H;
+            if (m->cell == TDN_CELL_LSTM)
+                lstm_int8_rows((const int8_t *)seg[0], (const float *)seg[1], (const int8_t *)seg[2],
+                               (const float *)seg[3], (const uint16_t *)seg[4], (const uint16_t *)seg[5],
+                               xq, s_x, m->hq[l], L->cols, H, lo, hi, m->z + row0);
+            else
+                gru_int8_rows((const int8_t *)seg[0], (const float *)seg[1], (const int8_t *)seg[2],
+                              (const float *)seg[3], (const uint16_t *)seg[4], (const uint16_t *)seg[5],
+                              xq, s_x, m->hq[l], L->cols, H, lo, hi, m->z + row0, m->gh + row0);
+        } else {
+            const float *x = l == 0 ? m->y0 : m->h[0];
+            if (m->cell == TDN_CELL_LSTM)
+                lstm_fp16_rows((const uint16_t *)seg[0], (const uint16_t *)seg[1], (const uint16_t *)seg[2],
+                               (const uint16_t *)seg[3], x, m->h[l], L->cols, H, lo, hi, m->z + row0);
+            else
+                gru_fp16_rows((const uint16_t *)seg[0], (const uint16_t *)seg[1], (const uint16_t *)seg[2],
+                              (const uint16_t *)seg[3], x, m->h[l], L->cols, H, lo, hi, m->z + row0,
+                              m->gh + row0);
+        }
+        macs = (uint32_t)(hi - lo) * (L->cols + H);
+    }
+    if (L->int8) tdn_cnt.macs_int8[core] += macs;
+    else tdn_cnt.macs_fp16[core] += macs;
+}
+
+static void units(tdn_model *m, unsigned li, unsigned core)
+{
+    unsigned H = m->hidden, l = li - TDN_RNN1;
+    unsigned j0 = part(H, core), j1 = part(H, core + 1);
+    if (j1 <= j0) return;
+    if (m->layer[li].int8) {
+        if (m->cell == TDN_CELL_LSTM)
+            lstm_int8_units(m->z, H, m->s_cell[l], m->inv_cell[l], m->cq[l], m->hq[l], j0, j1);
+        else
+            gru_int8_units(m->z, m->gh, H, m->hq[l], j0, j1);
+    } else {
+        if (m->cell == TDN_CELL_LSTM) lstm_fp16_units(m->z, H, m->c[l], m->h[l], j0, j1);
+        else gru_fp16_units(m->z, m->gh, H, m->h[l], j0, j1);
+    }
+}
+
+static void layer_task(unsigned core, void *arg)
+{
+    layer_job *job = (layer_job *)arg;
+    tdn_model *m = job->m;
+    const tdn_layer *L = &m->layer[job->li];
+    uint8_t *buf[2];
+    uint8_t *seg[TDN_MAX_SEGS];
+    buf[0] = hal_l1();
+    buf[1] = buf[0] + TDN_TILE_BYTES;
+
+    prologue(m, job->li, core);
+    if (core == 0) hal_dma_wait(copy_tile(m, L, 0, buf[0]));
+    rt_barrier(core);
+    for (unsigned t = 0; t < L->tiles; t++) {
+        unsigned row0 = t * L->rows_per_tile;
+        unsigned n = L->rows - row0 < L->rows_per_tile ? L->rows - row0 : L->rows_per_tile;
+        hal_dma_id next = 0;
+        int prefetch = core == 0 && t + 1u < L->tiles;
+        if (prefetch) next = copy_tile(m, L, t + 1u, buf[(t + 1u) & 1u]);
+        tile_segs(L, buf[t & 1u], seg);
+        rows(m, job->li, seg, row0, part(n, core), part(n, core + 1), core);
+        if (prefetch) hal_dma_wait(next);
+        rt_barrier(core);
+    }
+    if (L->recurrent) units(m, job->li, core);
+}
+
+void tdn_model_frame(tdn_model *m, const uint16_t *mags, uint16_t *mask)
+{
+    memcpy(m->in, mags, sizeof m->in);
+    for (unsigned li = 0; li < TDN_LAYERS; li++) {
+        layer_job job = {m, li};
+        rt_fork(layer_task, &job);
+    }
+    for (unsigned i = 0; i < TDN_BINS; i++) mask[i] = fp16_from_f32(m->mask[i]);
+}
