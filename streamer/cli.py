@@ -12,6 +12,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import streamer
 
@@ -26,6 +27,7 @@ _USER_ERRORS = (
     ("streamer.audio", "AudioError"),
     ("streamer.replay", "ReplayError"),
     ("streamer.metrics", "MetricError"),
+    ("streamer.live", "LiveError"),
 )
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -193,11 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=_cmd_info)
 
-    # Listed here for --help only: main() hands `train` to the training recipe's own parser,
-    # imported lazily because it pulls in torch.
-    commands.add_parser("train", add_help=False,
-                        help="train a TinyDenoiser (needs the training extras: torch); "
-                             "see 'streamer train --help'")
+    # Listed here for --help only: main() hands these to their own module's parser, imported
+    # only when the command runs (they pull in torch, PortAudio, numpy).
+    for name, command in _DELEGATED.items():
+        commands.add_parser(name, add_help=False, help=command.help)
     return parser
 
 
@@ -324,28 +325,53 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(argv: list[str]) -> int:
+@dataclass(frozen=True)
+class _Delegated:
+    """A subcommand whose module brings its own `add_arguments(parser)` and `run(args)`."""
+
+    module: str
+    help: str
+    description: str
+    install: str  # what to install when the module or one of its dependencies is missing
+
+
+_DELEGATED = {
+    "train": _Delegated("streamer.train.recipe",
+                        "train a TinyDenoiser (needs the training extras: torch)",
+                        "Train a TinyDenoiser with PyTorch and save it as a .tdn model.",
+                        "pip install 'streamer[train]'"),
+    "live": _Delegated("streamer.live",
+                       "enhance the microphone to the speaker in real time (PortAudio)",
+                       "Enhance audio from an input device to an output device in real time.",
+                       "pip install sounddevice (and the PortAudio library)"),
+}
+
+
+def _cmd_delegated(name: str, argv: list[str]) -> int:
+    command = _DELEGATED[name]
     try:
-        recipe = importlib.import_module("streamer.train.recipe")
+        module = importlib.import_module(command.module)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] == "torch":
-            raise CliError("'streamer train' needs PyTorch: pip install 'streamer[train]' "
-                           f"({exc})") from exc
-        if exc.name and exc.name.startswith("streamer.train"):
-            raise CliError("'streamer train' is not available in this install (no "
-                           "streamer.train.recipe); it needs the training extras: "
-                           "pip install 'streamer[train]'") from exc
-        raise
-    parser = _Parser(prog="streamer train", formatter_class=_FORMATTER,
-                     description="Train a TinyDenoiser (PyTorch).")
-    recipe.add_arguments(parser)
+        missing = exc.name or "?"
+        if missing == command.module or command.module.startswith(missing + "."):
+            raise CliError(f"'streamer {name}' is not available in this install ({command.module} "
+                           f"is missing); it needs: {command.install}") from exc
+        if missing.split(".")[0] == "streamer":
+            raise  # a broken install or a bug, not a missing extra: keep the traceback
+        raise CliError(f"'streamer {name}' needs the Python package {missing.split('.')[0]!r}: "
+                       f"{command.install}") from exc
+    parser = _Parser(prog=f"streamer {name}", formatter_class=_FORMATTER,
+                     description=command.description)
+    module.add_arguments(parser)
     args = parser.parse_args(argv)
-    return int(recipe.run(args) or 0)
+    return int(module.run(args) or 0)
 
 
 def _is_user_error(exc: BaseException) -> bool:
     if isinstance(exc, CliError | OSError):
         return True
+    if isinstance(exc, ModuleNotFoundError) and not (exc.name or "streamer").startswith("streamer"):
+        return True  # a third-party package missing from this install: say which
     for module_name, class_name in _USER_ERRORS:
         module = sys.modules.get(module_name)
         error_class = getattr(module, class_name, None) if module is not None else None
@@ -378,8 +404,8 @@ def _guarded(command: Callable[[], int]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `streamer` console command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"]:
-        return _guarded(lambda: _cmd_train(argv[1:]))
+    if argv[:1] and argv[0] in _DELEGATED:
+        return _guarded(lambda: _cmd_delegated(argv[0], argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

@@ -52,7 +52,8 @@ def test_help_is_fast_and_lists_every_command() -> None:
     elapsed = time.perf_counter() - start
     assert result.returncode == 0, result.stderr
     assert elapsed < 1.0, f"streamer --help took {elapsed:.2f} s"
-    for text in ("replay", "eval", "info", "train", "quick start", "streamer replay", "exit status 2"):
+    for text in ("replay", "eval", "info", "train", "live", "quick start", "streamer replay",
+                 "exit status 2"):
         assert text in result.stdout
 
 
@@ -87,12 +88,13 @@ def test_no_command_prints_help_and_fails() -> None:
     assert "replay" in result.stdout
 
 
-def test_train_is_wired_or_says_what_is_missing() -> None:
-    result = run_streamer("train", "--help")
+@pytest.mark.parametrize("command", ["train", "live"])
+def test_delegated_commands_are_wired_or_say_what_is_missing(command: str) -> None:
+    result = run_streamer(command, "--help")
     if result.returncode == 0:
-        assert "usage: streamer train" in result.stdout
+        assert f"usage: streamer {command}" in result.stdout
     else:
-        assert_one_line_error(result, "streamer[train]")
+        assert_one_line_error(result, "pip install")
 
 
 def test_train_without_the_recipe_says_what_to_install() -> None:
