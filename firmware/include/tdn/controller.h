@@ -9,7 +9,7 @@
 #include "tdn/model.h"
 #include "tdn/protocol.h"
 
-#define TDN_COUNTERS_BYTES(n) (16u + 8u * (n) + 12u + 12u + 8u * ((n) + 1u))
+#define TDN_COUNTERS_BYTES(n) (8u + 8u * (n) + 12u + 12u + 8u * ((n) + 1u))
 
 typedef struct {
     tdn_model model;
