@@ -43,13 +43,21 @@ class Backend(ABC):
 
 
 def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None) -> Backend:
-    """Open the backend named by `spec` (e.g. "emulator") for a model in numeric mode `quant`.
+    """Open the backend named by `spec` for a model in numeric mode `quant`.
 
-    `params` is FP32 TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own
-    mode (fp32 for FP32 params).
+    `spec`: "emulator"; "sim" / "sim-tcp" (start the host firmware simulator, link over a pty
+    or a TCP socket); "serial:PATH[@BAUD]" or "socket://HOST:PORT" (a device). `params` is FP32
+    TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own mode (fp32 for
+    FP32 params, which a device cannot run).
     """
     if spec == "emulator":
         from streamer.backends.emulator import EmulatorBackend
 
         return EmulatorBackend(params, quant=quant)
-    raise BackendError(f"unknown backend {spec!r}; available: emulator")
+    # Device links: the host simulator over a pty or TCP, a serial port, or a TCP device.
+    if spec in ("sim", "sim-tcp") or spec.startswith(("serial:", "socket://")):
+        from streamer.backends.link import open_link
+
+        return open_link(spec, params, quant)
+    raise BackendError(f"unknown backend {spec!r}; available: emulator, sim, sim-tcp, "
+                       f"serial:PATH[@BAUD], socket://HOST:PORT")

@@ -1,0 +1,198 @@
+"""LinkBackend: the network runs on a device (or the host simulator) over the frame link.
+
+Each step sends the frame's magnitudes as binary16 (the contract's network input stage, so the
+device sees exactly what the emulator computes on) and returns the device's binary16 mask as
+float32. A frame the link loses gets the documented fallback, an all-ones mask (the input
+passes through), and is counted by cause: frames_sent = frames_answered + sum(failed_by_cause).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from streamer.backends.base import Backend, BackendError
+from streamer.engine import DEADLINE_S, N_BINS
+from streamer.link.device import DeviceClient
+from streamer.link.protocol import Counters, DeviceInfo, ModelInfo, frame_bytes
+from streamer.link.transport import LinkError
+from streamer.quant import arith
+
+BITS_PER_BYTE = 10  # UART framing: start bit, 8 data bits, stop bit
+
+
+def magnitude_bits(magnitudes: np.ndarray) -> np.ndarray:
+    """The contract's network input, f16(sanitize(x)), as little-endian u16 bit patterns."""
+    values = arith.f16(arith.sanitize_input(np.asarray(magnitudes, np.float32)))
+    return values.astype(np.float16).view("<u2")
+
+
+def mask_values(bits: np.ndarray) -> np.ndarray:
+    """binary16 bit patterns -> float32 values (exact)."""
+    return np.asarray(bits, "<u2").view(np.float16).astype(np.float32)
+
+
+def device_model(model, quant: str | None, supported: tuple[str, ...] | None = None):
+    """The QuantizedModel a device runs for `model` in `quant`, by the emulator's own path.
+
+    FP32 params are quantised exactly as `build_network` does for the emulator (so verify
+    compares like with like); fp32 itself cannot run on a device.
+    """
+    from streamer.backends.emulator import build_network
+    from streamer.quant.network import QuantizedNetwork
+
+    network = build_network(model, quant)
+    if not isinstance(network, QuantizedNetwork):
+        modes = ", ".join(supported) if supported else "fp16, int8, mixed"
+        raise BackendError(f"fp32 runs only on the emulator; the device runs {modes}: pass --quant "
+                           f"with one of them (int8 and mixed need a calibrated model)")
+    if supported is not None and network.mode not in supported:
+        raise BackendError(f"the device does not support {network.mode}; it runs {', '.join(supported)}")
+    return network.model
+
+
+def realtime_baud(bytes_up: int, bytes_down: int) -> int:
+    """The lowest baud rate that carries one frame each way per hop (full duplex)."""
+    return math.ceil(max(bytes_up, bytes_down) * BITS_PER_BYTE / DEADLINE_S)
+
+
+def percentile_ms(samples: list[float], q: float) -> float | None:
+    return float(np.percentile(samples, q) * 1e3) if samples else None
+
+
+class LinkBackend(Backend):
+    """Steps frames on a device through a DeviceClient; owns the client and, if given, the simulator."""
+
+    name = "link"
+
+    def __init__(self, client: DeviceClient, model_info: ModelInfo, device_info: DeviceInfo,
+                 transport: str, baud: int | None = None, simulator=None) -> None:
+        self.client, self.model_info, self.device_info = client, model_info, device_info
+        self.transport, self.baud, self.simulator = transport, baud, simulator
+        self.quant = model_info.mode
+        self.index = 0
+        self.round_trip_s: list[float] = []
+        self.device_s: list[float] = []
+        self.last_counters: Counters | None = None
+        self.last_failed = False
+        self._fallback = np.ones(N_BINS, np.float32)
+
+    # --- failure accounting (the client counts; these are the report's names) --------------------
+    @property
+    def frames_sent(self) -> int:
+        return self.client.frames_sent
+
+    @property
+    def frames_answered(self) -> int:
+        return self.client.frames_answered
+
+    @property
+    def failed_by_cause(self) -> dict[str, int]:
+        return dict(self.client.frame_failures)
+
+    # --- Backend --------------------------------------------------------------------------------
+    def step(self, magnitudes: np.ndarray) -> np.ndarray:
+        bits = magnitude_bits(magnitudes)
+        index, self.index = self.index, self.index + 1
+        start = time.perf_counter()
+        try:
+            mask_bits, counters = self.client.frame(index, bits)
+        except LinkError:
+            self.last_failed = True
+            return self._fallback.copy()
+        self.round_trip_s.append(time.perf_counter() - start)
+        self.last_failed = False
+        self.last_counters = counters
+        if self.device_info.timer_hz:
+            self.device_s.append(counters.ticks / self.device_info.timer_hz)
+        return mask_values(mask_bits)
+
+    def reset(self) -> None:
+        try:
+            self.client.reset()
+        except LinkError as error:
+            raise BackendError(f"device reset failed: {error}") from error
+        self.index = 0
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self.simulator is not None:
+                self.simulator.close()
+
+    def describe(self) -> dict[str, Any]:
+        up, down = frame_bytes(self.device_info.cores)
+        needed = realtime_baud(up, down)
+        return {
+            "backend": self.name,
+            "quant": self.quant,
+            "transport": self.transport,
+            "baud": self.baud,
+            "bytes_per_frame_up": up,
+            "bytes_per_frame_down": down,
+            "baud_needed_for_realtime": needed,
+            # A pty or a socket has no baud rate: the question does not arise there.
+            "baud_carries_realtime": None if self.baud is None else self.baud >= needed,
+            "device": self.device_info.as_dict(),
+            "model": self.model_info.as_dict(),
+            "frames_sent": self.frames_sent,
+            "frames_answered": self.frames_answered,
+            "failed_by_cause": self.failed_by_cause,
+            "late_replies": self.client.late_replies,
+            "model_reloads": self.client.model_reloads,
+            "reconnects": self.client.reconnects,
+            "link_round_trip_ms_p50": percentile_ms(self.round_trip_s, 50),
+            "link_round_trip_ms_p99": percentile_ms(self.round_trip_s, 99),
+            "device_compute_ms_p50": percentile_ms(self.device_s, 50),
+            "device_compute_ms_p99": percentile_ms(self.device_s, 99),
+            "last_counters": None if self.last_counters is None else self.last_counters.as_dict(),
+        }
+
+
+def open_link(spec: str, model, quant: str | None, progress=None) -> LinkBackend:
+    """Open `sim`, `sim-tcp`, `serial:PATH[@BAUD]` or `socket://HOST:PORT` and load the model."""
+    from streamer.link.simulator import Simulator
+    from streamer.link.transport import Transport, TransportSpec
+
+    simulator = None
+    if spec in ("sim", "sim-tcp"):
+        simulator = Simulator("tcp" if spec == "sim-tcp" else "pty")
+        connect = simulator.connect
+        transport, baud = ("socket" if spec == "sim-tcp" else "pty"), None
+    else:
+        try:
+            parsed = TransportSpec.parse(spec)
+        except LinkError as error:
+            raise BackendError(str(error)) from error
+        connect = lambda: Transport.open(parsed)  # noqa: E731 - a factory: reconnects reopen it
+        transport, baud = parsed.kind, parsed.baud
+    client = None
+    try:
+        if simulator is not None:
+            simulator.start()
+        client = DeviceClient(connect)
+        info = client.info()
+        qmodel = device_model(model, quant, info.modes)
+        if qmodel.cell not in info.cells:
+            raise BackendError(f"the device runs {', '.join(info.cells)} cells, not {qmodel.cell}")
+        from streamer.link.blob import encode_blob
+
+        model_info = client.load_model(encode_blob(qmodel), progress)
+        return LinkBackend(client, model_info, info, transport, baud, simulator)
+    except LinkError as error:
+        _close_quietly(client, simulator)
+        raise BackendError(f"device link {spec}: {error}") from error
+    except BaseException:
+        _close_quietly(client, simulator)
+        raise
+
+
+def _close_quietly(client: DeviceClient | None, simulator) -> None:
+    if client is not None:
+        client.close()
+    if simulator is not None:
+        simulator.close()
