@@ -147,18 +147,36 @@ def stop(process: subprocess.Popen, timeout: float = 5.0) -> None:
             process.wait(timeout)
 
 
-def reinit_portaudio(env: dict[str, str]) -> None:
-    """Make this process's PortAudio see the server named in `env`.
+_CLIENT_VARIABLES = ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER", "JACK_NO_AUDIO_RESERVATION")
+
+
+@contextlib.contextmanager
+def portaudio_on(server: JackServer) -> Iterator[None]:
+    """Make this process's PortAudio a client of `server` for the duration, then detach it.
 
     PortAudio enumerates host APIs once, at initialisation (sounddevice's import): a JACK
-    server started later -- or another test's server -- is invisible until it is restarted.
+    server started later is invisible until PortAudio is restarted. Detaching must happen
+    while the server still runs: PortAudio aborts the process when it closes its JACK
+    client on a server that is gone.
     """
     import sounddevice as sd
 
-    for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER", "JACK_NO_AUDIO_RESERVATION"):
-        os.environ[key] = env[key]
+    saved = {key: os.environ.get(key) for key in _CLIENT_VARIABLES}
+    os.environ.update({key: server.env[key] for key in _CLIENT_VARIABLES})
     sd._terminate()
     sd._initialize()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        # Keep clients from ever starting a server of their own after we leave.
+        os.environ["JACK_NO_START_SERVER"] = "1"
+        sd._terminate()
+        sd._initialize()
 
 
 def jack_device() -> int:
