@@ -28,6 +28,7 @@ _USER_ERRORS = (
     ("streamer.replay", "ReplayError"),
     ("streamer.metrics", "MetricError"),
     ("streamer.live", "LiveError"),
+    ("streamer.target", "TargetError"),
 )
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -46,6 +47,7 @@ quick start:
   streamer replay noisy.wav --clean clean.wav --report report.json
   streamer eval --noisy data/noisy --clean data/clean --csv scores.csv
   streamer info model.tdn
+  streamer quantize model.onnx --quant mixed --calib calib/ -o model_mixed.tdn
 
 Run 'streamer COMMAND --help' for a command's options. Errors are one line,
 'streamer: error: ...', with exit status 2; Ctrl-C exits with 130
@@ -55,8 +57,10 @@ Run 'streamer COMMAND --help' for a command's options. Errors are one line,
 _MODEL_HELP = ("model file: a native .tdn or an .onnx TinyDenoiser graph "
                "(default: the LSTM H=256 model embedded in the package)")
 _BACKEND_HELP = "where the network runs: 'emulator' (numpy on this host) (default: emulator)"
-_QUANT_HELP = ("numeric mode the backend runs the network in, e.g. fp32; an unsupported mode is "
-               "an error naming what the backend offers (default: fp32)")
+_QUANT_HELP = ("numeric mode: fp32, fp16, int8 or mixed (recurrent layers int8, the rest fp16). "
+               "fp16 works on any FP32 model; int8 and mixed need the calibration the default "
+               "model carries or a file made by 'streamer quantize' (default: the model file's "
+               "own mode, fp32 for an FP32 model)")
 
 _REPLAY_DESCRIPTION = """\
 Enhance a recorded file as if it arrived live, one 6.25 ms hop at a time, write the result,
@@ -108,9 +112,35 @@ examples:
 """
 
 _INFO_EPILOG = """\
+The memory table gives, per numeric mode, the weight bytes per layer and storage type and
+the memory level the weights need on the target: L2 (its weight budget), the on-chip MRAM,
+or external L3.
+
 examples:
   streamer info                 the embedded default model
   streamer info my.onnx --json
+  streamer info my.tdn --quant mixed
+"""
+
+_QUANTIZE_DESCRIPTION = """\
+Post-training quantisation. Runs the calibration audio through the FP32 model, measures
+the activation ranges the chosen mode needs (layer inputs, LSTM cell states), and writes a
+model file that embeds the activation scales and the calibration record (files, their
+SHA-256, the method). The same inputs always give the same file.
+
+Modes (docs/arithmetic-contract.md): fp16 -- everything IEEE binary16; int8 -- the whole
+network 8-bit; mixed -- the recurrent layers 8-bit (weights symmetric per output row,
+inputs and h int8, cell state int16), fc0/fc1/fc2 and the mask binary16.
+
+Range methods: mse (default) picks per tensor the clipping threshold that minimises the
+quantisation error itself; percentile clips at a percentile of |value|; minmax never clips.
+"""
+
+_QUANTIZE_EPILOG = """\
+examples:
+  streamer quantize my.onnx --quant mixed --calib calib_wavs/ -o my_mixed.tdn
+  streamer quantize my.tdn --quant fp32 --calib calib_wavs/ -o my_calibrated.tdn
+  streamer replay noisy.wav --model my_mixed.tdn
 """
 
 
@@ -140,7 +170,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     # No `choices=`: an unknown backend or mode is reported by the backend factory, which
     # knows what is really available.
     parser.add_argument("--backend", default="emulator", metavar="NAME", help=_BACKEND_HELP)
-    parser.add_argument("--quant", default="fp32", metavar="MODE", help=_QUANT_HELP)
+    parser.add_argument("--quant", metavar="MODE", help=_QUANT_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,12 +216,34 @@ def build_parser() -> argparse.ArgumentParser:
                           help="worker processes (default: min(2, CPU count))")
     evaluate.set_defaults(func=_cmd_eval)
 
+    quantize = commands.add_parser(
+        "quantize", help="calibrate an FP32 model on audio and write it fp16, int8 or mixed",
+        description=_QUANTIZE_DESCRIPTION, epilog=_QUANTIZE_EPILOG, formatter_class=_FORMATTER)
+    quantize.add_argument("model", nargs="?", metavar="MODEL",
+                          help="FP32 model, .tdn or .onnx (default: the embedded default model)")
+    quantize.add_argument("--quant", required=True, metavar="MODE",
+                          help="fp16, int8 or mixed: write the quantised model; fp32: keep FP32 "
+                               "weights and embed the calibration, so the file runs in every mode")
+    quantize.add_argument("--calib", required=True, metavar="DIR",
+                          help="folder of calibration audio (.wav/.flac, any rate: resampled)")
+    quantize.add_argument("-o", "--out", required=True, metavar="OUT.tdn", help="model file to write")
+    quantize.add_argument("--method", default="mse", choices=("mse", "percentile", "minmax"),
+                          help="how activation ranges are chosen (default: mse)")
+    quantize.add_argument("--percentile", type=float, default=99.99, metavar="P",
+                          help="the percentile of |value| for --method percentile (default: 99.99)")
+    quantize.add_argument("--json", action="store_true", help="print the summary as JSON")
+    quantize.set_defaults(func=_cmd_quantize)
+
     info = commands.add_parser(
         "info", help="describe a model file", epilog=_INFO_EPILOG, formatter_class=_FORMATTER,
         description="Describe a model: recurrent cell, hidden size, parameter count, weight\n"
                     "bytes and its metadata (training recipe, provenance).")
     info.add_argument("model", nargs="?", metavar="MODEL",
                       help="a .tdn or .onnx file (default: the embedded default model)")
+    info.add_argument("--quant", metavar="MODE",
+                      help="report memory for this mode only (default: every mode)")
+    info.add_argument("--target", metavar="TARGET.toml",
+                      help="target description for memory sizes (default: the GAP9 target)")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(func=_cmd_info)
 
@@ -309,6 +361,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     file = default_model_path() if loaded.path is None else loaded.path
     info["file"] = str(file)
     info["file_bytes"] = file.stat().st_size
+    info["memory"] = _memory_reports(loaded.params, args.quant, args.target)
     if args.json:
         print(to_json(info), end="")
         return 0
@@ -317,11 +370,58 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"description  {info['description']}")
     print(f"cell         {info['cell'].upper()}, hidden {info['hidden']}")
     print(f"parameters   {info['parameters']:,}")
-    print(f"weight bytes {info['weight_bytes']:,} (as float32); file {info['file_bytes']:,} bytes")
+    print(f"weight bytes {info['weight_bytes']:,} as stored; file {info['file_bytes']:,} bytes")
     metadata = info["metadata"] or {}
     print("metadata" + ("     (none)" if not metadata else ""))
     for key, value in sorted(metadata.items()):
         print(f"  {key}: {value}")
+    print(_memory_table(info["memory"]))
+    return 0
+
+
+def _memory_reports(params, quant: str | None, target: str | None) -> list[dict]:
+    from streamer.quant.memory import memory_report, memory_reports
+    from streamer.quant.network import QuantizedModel
+    from streamer.target import load_target, memory_levels
+
+    memory = memory_levels(load_target(target), target or "target")
+    if isinstance(params, QuantizedModel):
+        if quant not in (None, params.mode):
+            raise CliError(f"this model is quantised for {params.mode}; it has no {quant} form")
+        return [memory_report(params, memory)]
+    reports = memory_reports(params, memory)
+    if quant is None:
+        return reports
+    chosen = [r for r in reports if r["quant"] == quant]
+    if not chosen:
+        raise CliError(f"unknown numeric mode {quant!r}; expected fp32, fp16, int8 or mixed")
+    return chosen
+
+
+def _memory_table(reports: list[dict]) -> str:
+    layers = list(reports[0]["layers"])
+    lines = ["memory       " + "".join(f"{name:>10}" for name in layers) + "     total  lives in"]
+    for report in reports:
+        cells = "".join(f"{report['layers'][name]['total']:>10,}" for name in layers)
+        lines.append(f"  {report['quant']:<10} {cells}{report['weights_bytes']:>10,}  "
+                     f"{report['weights_memory']}")
+    return "\n".join(lines)
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from streamer.quantize import quantize_model
+    from streamer.report import to_json
+
+    progress = None if args.json else _say
+    summary = quantize_model(args.model, args.quant, args.calib, args.out, method=args.method,
+                             percentile=args.percentile, progress=progress)
+    if args.json:
+        print(to_json(summary), end="")
+        return 0
+    print(f"wrote        {summary['out']} ({summary['quant']}, {summary['weights_bytes']:,} weight bytes)")
+    print(f"calibration  {summary['method']} over {len(summary['files'])} file(s)")
+    for name, value in sorted(summary["ranges"].items()):
+        print(f"  {name:<12} range {value:.5g}")
     return 0
 
 

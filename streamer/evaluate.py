@@ -50,7 +50,7 @@ class EvalResult:
     out_dir: Path | None
     model: dict[str, Any]
     backend: str
-    quant: str
+    quant: str | None
     backend_info: dict[str, Any]
     jobs: int
     files: list[ReplayResult]
@@ -83,7 +83,7 @@ def pair_files(noisy_dir: str | Path, clean_dir: str | Path) -> Pairing:
 class _Runner:
     """One loaded model and open backend, reused for every file a process evaluates."""
 
-    def __init__(self, loaded: LoadedModel, backend: str, quant: str) -> None:
+    def __init__(self, loaded: LoadedModel, backend: str, quant: str | None) -> None:
         self.backend_spec, self.quant = backend, quant
         self.model_info = loaded.info()
         self.backend: Backend = open_backend(backend, loaded.params, quant)
@@ -96,7 +96,7 @@ class _Runner:
 _worker_runner: _Runner | None = None
 
 
-def _init_worker(model: Path | None, backend: str, quant: str) -> None:
+def _init_worker(model: Path | None, backend: str, quant: str | None) -> None:
     global _worker_runner
     # Ctrl-C reaches the whole process group; the parent handles it (reports what finished,
     # then stops the workers), so a worker neither dies mid-answer nor prints a traceback.
@@ -118,7 +118,7 @@ def _check_out_dir(out_dir: Path, noisy_dir: Path, clean_dir: Path) -> None:
 
 def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
              model: str | Path | LoadedModel | None = None, backend: str = "emulator",
-             quant: str = "fp32", out_dir: str | Path | None = None, jobs: int | None = None,
+             quant: str | None = None, out_dir: str | Path | None = None, jobs: int | None = None,
              report: str | Path | None = None, csv: str | Path | None = None,
              on_pairing: Callable[[Pairing], None] | None = None,
              on_file: FileCallback | None = None) -> EvalResult:
@@ -190,7 +190,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
 
 
 def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, backend: str,
-              quant: str, jobs: int, finished: Callable[[ReplayResult], None]) -> None:
+              quant: str | None, jobs: int, finished: Callable[[ReplayResult], None]) -> None:
     # spawn, not fork: the parent may have a progress-bar thread running, and forking a
     # threaded process can deadlock.
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),

@@ -68,7 +68,7 @@ class ReplayResult:
     clean: Path | None
     model: dict[str, Any]
     backend: str
-    quant: str
+    quant: str | None
     backend_info: dict[str, Any]
     sample_rate_in: int
     channels_in: int
@@ -146,7 +146,7 @@ def _as_audio(source: str | Path | Audio, what: str) -> Audio:
 
 
 def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dict[str, Any],
-                 backend_spec: str, quant: str, clean: str | Path | Audio | None = None,
+                 backend_spec: str, quant: str | None, clean: str | Path | Audio | None = None,
                  out: str | Path | None = None, observers: Sequence[FrameObserver] = (),
                  progress: Progress | None = None, score_noisy: bool = True) -> ReplayResult:
     """Enhance one file with an open backend (reset first), write it, score it, time it.
@@ -188,7 +188,7 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
 
 def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
            clean: str | Path | None = None, model: str | Path | LoadedModel | None = None,
-           backend: str = "emulator", quant: str = "fp32", report: str | Path | None = None,
+           backend: str = "emulator", quant: str | None = None, report: str | Path | None = None,
            log: str | Path | None = None, progress: Progress | None = None,
            write_output: bool = True) -> ReplayResult:
     """Replay `noisy` (None: the bundled demo, scored against its clean twin).

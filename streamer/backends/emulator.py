@@ -116,6 +116,7 @@ class EmulatorBackend(Backend):
     name = "emulator"
 
     def __init__(self, model, quant: str | None = None) -> None:
+        self.params = model
         self.network = build_network(model, quant)
         self.quant = getattr(self.network, "mode", "fp32")
         self.state = self.network.initial_state()
@@ -128,4 +129,9 @@ class EmulatorBackend(Backend):
         return mask
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "quant": self.quant}
+        from streamer.quant.memory import memory_report
+        from streamer.target import load_target, memory_levels
+
+        memory = memory_report(getattr(self.network, "model", self.params), memory_levels(load_target()))
+        return {"backend": self.name, "quant": self.quant, "weights_bytes": memory["weights_bytes"],
+                "weights_memory": memory["weights_memory"]}

@@ -87,6 +87,11 @@ class QuantizedModel:
         return (f"{self.cell.upper()} TinyDenoiser, H={self.hidden}, {self.mode}, "
                 f"{self.weight_bytes():,} weight bytes")
 
+    @property
+    def parameter_count(self) -> int:
+        """Weights and biases (per-row scales are storage overhead, not parameters)."""
+        return sum(int(t.size) for name, t in self.tensors.items() if not name.endswith("_scale"))
+
     def weight_bytes(self) -> int:
         return sum(int(t.nbytes) for t in self.tensors.values())
 
