@@ -11,6 +11,7 @@ with `select` itself, so every read and write ends by its deadline whatever the 
 from __future__ import annotations
 
 import select
+import socket
 import time
 from dataclasses import dataclass
 
@@ -88,6 +89,7 @@ class Transport:
                 # pyserial's socket handler connects with its own short timeout; retry until
                 # ours so a simulator that is still binding its port is not a failure.
                 port = _retry(lambda: serial.serial_for_url(spec.url, timeout=0), connect_timeout)
+                _no_delay(port)
             else:
                 port = serial.serial_for_url(spec.url, baudrate=spec.baud, timeout=0,
                                              exclusive=True)
@@ -154,6 +156,14 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"Transport({self.spec}, {'open' if self.is_open else 'closed'})"
+
+
+def _no_delay(port: serial.SerialBase) -> None:
+    # Requests are small and each waits for its reply: Nagle's algorithm would hold a second
+    # small write (garbage or a request right after another) until the peer's delayed ACK.
+    sock = getattr(port, "_socket", None)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _retry(attempt, timeout: float):
