@@ -24,13 +24,14 @@ from helpers import random_params, require_tool
 from streamer.backends import open_backend
 from streamer.backends.base import BackendError
 from streamer.backends.emulator import EmulatorBackend
-from streamer.backends.link import LinkBackend, magnitude_bits, mask_values
+from streamer.backends.link import LinkBackend, magnitude_bits, mask_values, realtime_baud
 from streamer.link.blob import encode_blob
 from streamer.link.device import DeviceClient, DeviceError, ModelTooLarge
-from streamer.link.protocol import FrameRequest, ModelBeginRequest
+from streamer.link.protocol import FrameRequest, ModelBeginRequest, frame_bytes
 from streamer.link.simulator import BINARY_ENV, FIRMWARE_DIR, Simulator
-from streamer.link.transport import LinkError, Transport
+from streamer.link.transport import LinkError, Transport, TransportSpec
 from streamer.link.verify import VerifyingBackend
+from streamer.quant.arith import f16, sanitize_input
 from streamer.quant.calibrate import activation_ranges, trace_activations
 from streamer.quant.network import QuantizedNetwork, quantize
 
@@ -473,3 +474,41 @@ def test_simulator_never_outlives_an_exception(sim_binary):
             raise RuntimeError("boom")
     assert pid is not None
     assert_gone(pid)
+
+
+# --- without a device: address parsing, arithmetic, errors -----------------------------------------
+
+@pytest.mark.parametrize("spec,expected", [
+    ("serial:/dev/ttyUSB0", ("serial", "/dev/ttyUSB0", 921600)),
+    ("serial:/dev/ttyACM1@3000000", ("serial", "/dev/ttyACM1", 3000000)),
+    ("/dev/pts/4", ("serial", "/dev/pts/4", 921600)),
+    ("socket://127.0.0.1:5555", ("socket", "socket://127.0.0.1:5555", None)),
+])
+def test_link_addresses_parse(spec, expected):
+    parsed = TransportSpec.parse(spec)
+    assert (parsed.kind, parsed.url, parsed.baud) == expected
+
+
+@pytest.mark.parametrize("spec", ["serial:", "serial:/dev/x@fast", "socket://nohost", "COM3"])
+def test_bad_link_addresses_are_errors(spec):
+    with pytest.raises(LinkError):
+        TransportSpec.parse(spec)
+
+
+def test_a_missing_port_is_a_clear_backend_error():
+    with pytest.raises(BackendError, match="cannot open"):
+        open_backend("serial:/dev/does-not-exist@115200", random_params("lstm", 64), quant="fp16")
+
+
+def test_realtime_baud_counts_ten_bits_per_byte_per_hop():
+    up, down = frame_bytes(8)
+    assert realtime_baud(up, down) == int(np.ceil(down * 10 / 0.00625))  # 697 bytes -> 1,115,200
+    assert realtime_baud(up, down) == 1_115_200
+
+
+def test_binary16_conversions_follow_the_contract():
+    x = np.array([np.nan, np.inf, -np.inf, 1e9, 0.1, 65519.0, 65520.0] + [1.0] * 250, np.float32)
+    bits = magnitude_bits(x)
+    assert bits.dtype == np.dtype("<u2")
+    np.testing.assert_array_equal(mask_values(bits), f16(sanitize_input(x)))
+    assert mask_values(bits)[:4].tolist() == [0.0, 65504.0, -65504.0, 65504.0]

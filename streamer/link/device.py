@@ -23,6 +23,7 @@ import numpy as np
 
 from streamer.link.protocol import (
     MAX_CHUNK,
+    Counters,
     DeviceInfo,
     ErrorCode,
     ErrorReply,
@@ -108,6 +109,7 @@ class DeviceClient:
         self.frame_failures: Counter[str] = Counter()
         self.late_replies = 0
         self.reconnects = 0
+        self._closed = False
         self.model_reloads = 0
 
     # --- requests -------------------------------------------------------------------------------
@@ -145,16 +147,17 @@ class DeviceClient:
                 return info
         raise AssertionError("unreachable")
 
-    def frame(self, index: int, magnitude_bits: np.ndarray) -> tuple[np.ndarray, object]:
+    def frame(self, index: int, magnitude_bits: np.ndarray) -> tuple[np.ndarray, Counters]:
         """Run one frame: binary16 magnitudes (u16 bit patterns) in, (mask bits, Counters) out.
 
         Raises a LinkError on failure, already counted in `frame_failures` by its cause.
         """
+        index &= 0xFFFFFFFF  # the wire carries a u32 frame index
         request = FrameRequest(index, magnitude_bits)
         self.frames_sent += 1
         try:
             reply = self._call(request, FrameReply, self.frame_timeout)
-            if reply.index != index & 0xFFFFFFFF:
+            if reply.index != index:
                 raise MalformedReply(f"FRAME reply for frame {reply.index}, expected {index}")
         except LinkError as error:
             self.frame_failures[_cause(error)] += 1
@@ -169,6 +172,8 @@ class DeviceClient:
         return sum(self.frame_failures.values())
 
     def close(self) -> None:
+        """Close the link for good: later requests fail with LinkClosed instead of reconnecting."""
+        self._closed = True
         if self.transport is not None:
             self.transport.close()
             self.transport = None
@@ -185,6 +190,8 @@ class DeviceClient:
         return self._seq
 
     def _ensure_transport(self) -> Transport:
+        if self._closed:
+            raise LinkClosed("the device client is closed")
         if self.transport is None or not self.transport.is_open:
             if self._connected_once and not self.reconnect_enabled:
                 raise LinkClosed("the link is closed and reconnection is off")
