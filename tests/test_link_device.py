@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +71,14 @@ def child_pids() -> set[int]:
 def assert_gone(pid: int) -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (an orphan waits for init to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 @pytest.fixture(autouse=True)
@@ -512,3 +522,24 @@ def test_binary16_conversions_follow_the_contract():
     assert bits.dtype == np.dtype("<u2")
     np.testing.assert_array_equal(mask_values(bits), f16(sanitize_input(x)))
     assert mask_values(bits)[:4].tolist() == [0.0, 65504.0, -65504.0, 65504.0]
+
+
+def test_simulator_dies_with_a_killed_host(sim_binary):
+    """The host process is SIGKILLed (no atexit, no finally): the kernel still ends the child."""
+    code = ("import os, signal\n"
+            "from streamer.link.simulator import Simulator\n"
+            "sim = Simulator('tcp').start()\n"
+            "print(sim.pid, flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(FIRMWARE_DIR.parent),
+                                                                    os.environ.get("PYTHONPATH")])))
+    if sim_binary is not None:
+        env[BINARY_ENV] = str(sim_binary)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    pid = int(result.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(pid), f"tdn-sim {pid} outlived its killed host"

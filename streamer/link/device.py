@@ -109,8 +109,8 @@ class DeviceClient:
         self.frame_failures: Counter[str] = Counter()
         self.late_replies = 0
         self.reconnects = 0
-        self._closed = False
         self.model_reloads = 0
+        self._closed = False
 
     # --- requests -------------------------------------------------------------------------------
     def info(self) -> DeviceInfo:
@@ -216,7 +216,7 @@ class DeviceClient:
         deadline = time.monotonic() + timeout
         try:
             transport = self._ensure_transport()
-            self._drain(transport)
+            self._drain(transport, deadline)
             seq = self._next_seq()
             transport.write(request.encode(seq), deadline)
             return self._await_reply(transport, seq, request.TYPE, expected, deadline)
@@ -224,18 +224,16 @@ class DeviceClient:
             self._drop_transport()
             raise
 
-    def _drain(self, transport: Transport) -> None:
+    def _drain(self, transport: Transport, deadline: float) -> None:
         """Discard replies to earlier requests (late answers) and any partial packet before asking.
 
         The device only answers after our request, so no byte received before it can belong
-        to the reply we are about to wait for.
+        to the reply we are about to wait for. Bounded by the deadline: a device that never
+        stops talking cannot keep us here.
         """
-        while data := transport.read_available():
-            self._discard_late(self.parser.feed(data, time.monotonic()))
+        while time.monotonic() < deadline and (data := transport.read_available()):
+            self.late_replies += len(self.parser.feed(data, time.monotonic()))
         self.parser.discard()
-
-    def _discard_late(self, packets: list) -> None:
-        self.late_replies += len(packets)
 
     def _await_reply(self, transport: Transport, seq: int, request_type: int, expected: type,
                      deadline: float):

@@ -47,13 +47,14 @@ class SimulatorError(LinkError):
 
 
 def firmware_sources(firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
-    """Files whose change makes the simulator binary out of date."""
+    """Files whose change makes the simulator binary out of date: the portable sources, the
+    host HAL, the headers and the Makefile (not the fuzzers or tools, which it does not use)."""
     if not firmware_dir.is_dir():
         return []
-    build = firmware_dir / "build"
-    return [p for p in firmware_dir.rglob("*")
-            if p.is_file() and build not in p.parents
-            and (p.suffix in _SOURCE_SUFFIXES or p.name == "Makefile")]
+    found = [firmware_dir / "Makefile"]
+    for folder in ("src", "include", "hal/host"):
+        found += [p for p in (firmware_dir / folder).rglob("*") if p.suffix in _SOURCE_SUFFIXES]
+    return [p for p in found if p.is_file()]
 
 
 def needs_build(binary: Path = SIM_BINARY, firmware_dir: Path = FIRMWARE_DIR) -> bool:
