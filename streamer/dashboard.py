@@ -72,6 +72,7 @@ class Dashboard:
         self._host_misses = 0
         self._fields: dict[str, Any] = {}
         self._live: Any = None
+        self._console: Any = None
         self._timer: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -101,9 +102,11 @@ class Dashboard:
             from rich.console import Console
             from rich.live import Live
 
-            console = Console(file=self.stream, force_terminal=True)
-            self._live = Live(console=console, get_renderable=self.render,
-                              refresh_per_second=self.refresh_per_second,
+            self._console = Console(file=self.stream, force_terminal=True)
+            # transient: at stop the live region is erased and the final state printed once,
+            # plainly; rich's own last refresh can leave the region's first line overwritten.
+            self._live = Live(console=self._console, get_renderable=self.render,
+                              refresh_per_second=self.refresh_per_second, transient=True,
                               redirect_stdout=False, redirect_stderr=False)
             self._live.start()
         else:
@@ -115,9 +118,9 @@ class Dashboard:
     def stop(self) -> None:
         """Stop refreshing; the last state stays on screen (a final line when not a terminal)."""
         if self._live is not None:
-            self._live.refresh()
             self._live.stop()
             self._live = None
+            self._console.print(self.render())
         if self._timer is not None:
             self._stopping.set()
             self._timer.join(2.0)
@@ -189,8 +192,9 @@ class Dashboard:
         s = self.state()
         frames = s["frames"]
         head = Table.grid(padding=(0, 2))
-        head.add_column(style="bold", no_wrap=True)
-        head.add_column(no_wrap=True)
+        # Labels never shrink: a long model path is what gets cut, with an ellipsis.
+        head.add_column(style="bold", no_wrap=True, min_width=len("host deadline misses"))
+        head.add_column(no_wrap=True, overflow="ellipsis")
         if "backend" in s:
             head.add_row("backend", f"{s['backend']}, {s.get('quant') or '?'}")
         if "model" in s:

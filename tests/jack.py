@@ -81,6 +81,23 @@ class JackServer:
                 raise TimeoutError(f"JACK ports never matched; have {ports}")
             time.sleep(0.05)
 
+    def new_client_ports(self, before: set[str], timeout: float = 30) -> tuple[str, str]:
+        """(input, output) port of the client that appeared since the port list `before`."""
+        def has_both(ports: list[str]) -> bool:
+            new = [p for p in ports if p not in before]
+            return any(":in" in p for p in new) and any(":out" in p for p in new)
+
+        new = [p for p in self.wait_for_ports(has_both, timeout) if p not in before]
+        return next(p for p in new if ":in" in p), next(p for p in new if ":out" in p)
+
+    def wire(self, source_client: tuple[str, str], streamer: tuple[str, str]) -> None:
+        """Loop two clients' (input, output) ports into each other, and nothing else:
+        source out -> streamer in, streamer out -> source in."""
+        for port in (*source_client, *streamer):
+            self.isolate(port)
+        self.connect(source_client[1], streamer[0])
+        self.connect(streamer[1], source_client[0])
+
     @property
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -308,24 +308,6 @@ class Injector:
             self.done.set()
 
 
-def _new_client_ports(server: jack.JackServer, before: set[str], timeout: float = 30) -> tuple[str, str]:
-    """The input and output port of the one client that appeared since `before`."""
-    def has_both(ports: list[str]) -> bool:
-        new = [p for p in ports if p not in before]
-        return any(":in" in p for p in new) and any(":out" in p for p in new)
-
-    ports = server.wait_for_ports(has_both, timeout)
-    new = [p for p in ports if p not in before]
-    return next(p for p in new if ":in" in p), next(p for p in new if ":out" in p)
-
-
-def _wire(server: jack.JackServer, injector: tuple[str, str], streamer: tuple[str, str]) -> None:
-    for port in (*injector, *streamer):
-        server.isolate(port)
-    server.connect(injector[1], streamer[0])
-    server.connect(streamer[1], injector[0])
-
-
 def _read(path: Path) -> np.ndarray:
     data, rate = soundfile.read(str(path), dtype="float32")
     assert rate == SAMPLE_RATE
@@ -387,7 +369,7 @@ def test_live_on_jack_matches_the_offline_path(jack_server: jack.JackServer, ran
     injector = Injector(noisy, tail=SAMPLE_RATE // 2)
     injector.stream.start()
     try:
-        injector_ports = _new_client_ports(jack_server, before)
+        injector_ports = jack_server.new_client_ports(before)
         before = set(jack_server.ports())
         files = {name: tmp_path / name for name in ("r.json", "f.jsonl", "in.wav", "out.wav")}
         process = subprocess.Popen(
@@ -396,8 +378,8 @@ def test_live_on_jack_matches_the_offline_path(jack_server: jack.JackServer, ran
                           "--record-in", files["in.wav"], "--record-out", files["out.wav"]),
             env=_subprocess_env(jack_server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            streamer_ports = _new_client_ports(jack_server, before | set(injector_ports))
-            _wire(jack_server, injector_ports, streamer_ports)
+            streamer_ports = jack_server.new_client_ports(before | set(injector_ports))
+            jack_server.wire(injector_ports, streamer_ports)
             injector.armed = True
             assert injector.done.wait(60), "the injector never finished playing"
             process.send_signal(signal.SIGINT)  # Ctrl-C: the normal way to stop
