@@ -287,20 +287,20 @@ static void rows(tdn_model *m, unsigned li, uint8_t *const *seg, unsigned row0, 
             if (m->cell == TDN_CELL_LSTM)
                 lstm_int8_rows((const int8_t *)seg[0], (const float *)seg[1], (const int8_t *)seg[2],
                                (const float *)seg[3], (const uint16_t *)seg[4], (const uint16_t *)seg[5],
-                               xq, s_x, m->hq[l], L->cols, H, lo, hi, m->z + row0);
+                               xq, s_x, m->hq[l], L->cols, H, lo, hi, m->z[l] + row0);
             else
                 gru_int8_rows((const int8_t *)seg[0], (const float *)seg[1], (const int8_t *)seg[2],
                               (const float *)seg[3], (const uint16_t *)seg[4], (const uint16_t *)seg[5],
-                              xq, s_x, m->hq[l], L->cols, H, lo, hi, m->z + row0, m->gh + row0);
+                              xq, s_x, m->hq[l], L->cols, H, lo, hi, m->z[l] + row0, m->gh[l] + row0);
         } else {
             const float *x = l == 0 ? m->y0 : m->h[0];
             if (m->cell == TDN_CELL_LSTM)
                 lstm_fp16_rows((const uint16_t *)seg[0], (const uint16_t *)seg[1], (const uint16_t *)seg[2],
-                               (const uint16_t *)seg[3], x, m->h[l], L->cols, H, lo, hi, m->z + row0);
+                               (const uint16_t *)seg[3], x, m->h[l], L->cols, H, lo, hi, m->z[l] + row0);
             else
                 gru_fp16_rows((const uint16_t *)seg[0], (const uint16_t *)seg[1], (const uint16_t *)seg[2],
-                              (const uint16_t *)seg[3], x, m->h[l], L->cols, H, lo, hi, m->z + row0,
-                              m->gh + row0);
+                              (const uint16_t *)seg[3], x, m->h[l], L->cols, H, lo, hi, m->z[l] + row0,
+                              m->gh[l] + row0);
         }
         macs = (uint32_t)(hi - lo) * (L->cols + H);
     }
@@ -315,12 +315,12 @@ static void units(tdn_model *m, unsigned li, unsigned core)
     if (j1 <= j0) return;
     if (m->layer[li].int8) {
         if (m->cell == TDN_CELL_LSTM)
-            lstm_int8_units(m->z, H, m->s_cell[l], m->inv_cell[l], m->cq[l], m->hq[l], j0, j1);
+            lstm_int8_units(m->z[l], H, m->s_cell[l], m->inv_cell[l], m->cq[l], m->hq[l], j0, j1);
         else
-            gru_int8_units(m->z, m->gh, H, m->hq[l], j0, j1);
+            gru_int8_units(m->z[l], m->gh[l], H, m->hq[l], j0, j1);
     } else {
-        if (m->cell == TDN_CELL_LSTM) lstm_fp16_units(m->z, H, m->c[l], m->h[l], j0, j1);
-        else gru_fp16_units(m->z, m->gh, H, m->h[l], j0, j1);
+        if (m->cell == TDN_CELL_LSTM) lstm_fp16_units(m->z[l], H, m->c[l], m->h[l], j0, j1);
+        else gru_fp16_units(m->z[l], m->gh[l], H, m->h[l], j0, j1);
     }
 }
 

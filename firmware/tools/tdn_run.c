@@ -1,12 +1,16 @@
 /* tdn_run.c - run a TDNB blob over a file of frames, without a link (bit-exactness tests).
  *
- *   tdn-run MODEL.tdnb FRAMES.f16 MASKS.f16 [COUNTERS.txt]
+ *   tdn-run MODEL.tdnb FRAMES.f16 MASKS.f16 [COUNTERS.txt [TRACE.bin]]
  *
  * FRAMES: frames of 257 little-endian binary16 magnitudes; MASKS: the masks, same layout.
  * The blob is placed exactly as MODEL_END places it (L2, MRAM or L3 by size) and the frames
  * run from a zero state on the simulated cluster. COUNTERS gets one line per frame:
  * ticks int8_macs fp16_macs l1_from_l2 l1_from_mram l1_from_l3 dma forks barrier_waits
- * (MACs summed over workers), preceded by a line "level L rows-per-worker-balance ...".
+ * (MACs summed over workers), preceded by a line "level L mode M cell C hidden H bytes N".
+ * TRACE gets, per frame, the intermediate values a test can compare bit for bit: fc0 output
+ * (binary32 [H]); per recurrent layer its pre-activations (binary32 [G*H]; GRU: gi then gh)
+ * and its new state (fp16 mode: h then c as binary32 [H]; else int8 h [H], then int16 c [H]
+ * for LSTM); fc1 output (binary32 [257]).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,18 +22,36 @@
 
 static tdn_ctl ctl;
 
+static void trace(FILE *f, const tdn_model *m)
+{
+    unsigned H = m->hidden, G = m->cell == TDN_CELL_LSTM ? 4u : 3u;
+    fwrite(m->y0, 4, H, f);
+    for (unsigned l = 0; l < 2; l++) {
+        fwrite(m->z[l], 4, G * H, f);
+        if (m->cell == TDN_CELL_GRU) fwrite(m->gh[l], 4, G * H, f);
+        if (m->mode == TDN_MODE_FP16) {
+            fwrite(m->h[l], 4, H, f);
+            if (m->cell == TDN_CELL_LSTM) fwrite(m->c[l], 4, H, f);
+        } else {
+            fwrite(m->hq[l], 1, H, f);
+            if (m->cell == TDN_CELL_LSTM) fwrite(m->cq[l], 2, H, f);
+        }
+    }
+    fwrite(m->y1, 4, TDN_BINS, f);
+}
+
 int main(int argc, char **argv)
 {
     char *hal_argv[] = {argv[0], "--no-transport", NULL};
     uint32_t cap;
     uint8_t *stage;
-    FILE *fb, *fi, *fo, *fc = NULL;
+    FILE *fb, *fi, *fo, *fc = NULL, *ft = NULL;
     long size;
     const char *why = "";
     int rc;
     unsigned long frames = 0;
     if (argc < 4) {
-        fprintf(stderr, "usage: tdn-run MODEL.tdnb FRAMES.f16 MASKS.f16 [COUNTERS.txt]\n");
+        fprintf(stderr, "usage: tdn-run MODEL.tdnb FRAMES.f16 MASKS.f16 [COUNTERS.txt [TRACE.bin]]\n");
         return 2;
     }
     if (hal_init(2, hal_argv) != 0) { fprintf(stderr, "tdn-run: target init failed\n"); return 1; }
@@ -54,6 +76,10 @@ int main(int argc, char **argv)
         fprintf(fc, "level %d mode %u cell %u hidden %u bytes %u\n", ctl.model.level, ctl.model.mode,
                 ctl.model.cell, ctl.model.hidden, ctl.model.bytes);
     }
+    if (argc > 5) {
+        ft = fopen(argv[5], "wb");
+        if (!ft) { perror(argv[5]); return 1; }
+    }
     for (;;) {
         uint8_t raw[2 * TDN_BINS];
         uint16_t mags[TDN_BINS], mask[TDN_BINS];
@@ -75,11 +101,13 @@ int main(int argc, char **argv)
                     tdn_cnt.l1_bytes[1], tdn_cnt.l1_bytes[2], tdn_cnt.dma_transfers, tdn_cnt.forks,
                     rt_barrier_waits_total());
         }
+        if (ft) trace(ft, &ctl.model);
         frames++;
     }
     fclose(fi);
     if (fclose(fo) != 0) { perror(argv[3]); return 1; }
     if (fc) fclose(fc);
+    if (ft && fclose(ft) != 0) { perror(argv[5]); return 1; }
     fprintf(stderr, "tdn-run: %lu frames, weights in level %d\n", frames, ctl.model.level);
     return 0;
 }

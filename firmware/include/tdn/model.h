@@ -77,8 +77,8 @@ typedef struct {
     int8_t xq[TDN_BINS + 3];
     float y0[TDN_MAX_HIDDEN];
     int8_t y0q[TDN_MAX_HIDDEN];
-    float z[TDN_MAX_GATES];       /* LSTM pre-activations, GRU gi */
-    float gh[TDN_MAX_GATES];      /* GRU gh */
+    float z[2][TDN_MAX_GATES];    /* per recurrent layer: LSTM pre-activations, GRU gi */
+    float gh[2][TDN_MAX_GATES];   /* per recurrent layer: GRU gh */
     float fc1_in[TDN_MAX_HIDDEN];
     float y1[TDN_BINS];
     int8_t y1q[TDN_BINS + 3];
