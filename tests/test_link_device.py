@@ -30,7 +30,14 @@ from streamer.backends.link import LinkBackend, magnitude_bits, mask_values, rea
 from streamer.link.blob import encode_blob
 from streamer.link.device import DeviceClient, DeviceError, ModelTooLarge
 from streamer.link.protocol import FrameRequest, ModelBeginRequest, frame_bytes
-from streamer.link.simulator import BINARY_ENV, FIRMWARE_DIR, Simulator
+from streamer.link.simulator import (
+    BINARY_ENV,
+    FIRMWARE_DIR,
+    Simulator,
+    SimulatorError,
+    build_simulator,
+    needs_build,
+)
 from streamer.link.transport import LinkError, Transport, TransportSpec
 from streamer.link.verify import VerifyingBackend
 from streamer.quant.arith import f16, sanitize_input
@@ -100,8 +107,6 @@ def no_hang() -> Iterator[None]:
 def sim_binary() -> Path | None:
     binary = simulator_binary()
     if binary is None:
-        from streamer.link.simulator import build_simulator
-
         build_simulator()  # once, outside every test's deadline
     return binary
 
@@ -543,3 +548,31 @@ def test_simulator_dies_with_a_killed_host(sim_binary):
     while running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not running(pid), f"tdn-sim {pid} outlived its killed host"
+
+
+def test_the_simulator_is_built_when_missing_or_older_than_its_sources(tmp_path):
+    """A stand-in firmware tree whose Makefile counts its runs: make runs only when needed."""
+    require_tool("make")
+    firmware = tmp_path / "firmware"
+    (firmware / "src").mkdir(parents=True)
+    (firmware / "src" / "main.c").write_text("int main(void) { return 0; }\n")
+    (firmware / "Makefile").write_text(
+        "build/host/tdn-sim: src/main.c\n"
+        "\tmkdir -p build/host && echo run >> runs.log && printf '#!/bin/sh\\n' > $@ && chmod +x $@\n")
+    binary = firmware / "build" / "host" / "tdn-sim"
+    runs = firmware / "runs.log"
+    assert needs_build(binary, firmware)
+    assert build_simulator(binary, firmware) == binary and runs.read_text().count("run") == 1
+    assert not needs_build(binary, firmware)
+    build_simulator(binary, firmware)
+    assert runs.read_text().count("run") == 1  # fresh: make is not even started
+    later = binary.stat().st_mtime + 10
+    os.utime(firmware / "src" / "main.c", (later, later))
+    assert needs_build(binary, firmware)
+    build_simulator(binary, firmware)
+    assert runs.read_text().count("run") == 2
+
+
+def test_no_firmware_is_a_clear_error(tmp_path):
+    with pytest.raises(SimulatorError, match="Makefile"):
+        build_simulator(tmp_path / "tdn-sim", tmp_path)

@@ -13,6 +13,7 @@ on Linux, by the kernel if this process dies without running any of those
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import re
 import signal
@@ -71,17 +72,28 @@ def build_simulator(binary: Path = SIM_BINARY, firmware_dir: Path = FIRMWARE_DIR
     if not (firmware_dir / "Makefile").is_file():
         raise SimulatorError(f"no firmware to build: {firmware_dir / 'Makefile'} does not exist")
     if needs_build(binary, firmware_dir):
-        try:
-            result = subprocess.run(["make", "-C", str(firmware_dir)], capture_output=True, text=True,
-                                    timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise SimulatorError(f"`make -C {firmware_dir}` failed: {error}") from error
-        if result.returncode != 0:
-            raise SimulatorError(f"`make -C {firmware_dir}` failed ({result.returncode}):\n"
-                                 f"{(result.stdout + result.stderr)[-4000:]}")
+        # Several processes (evaluate workers, parallel tests) may start simulators at once:
+        # one make at a time, and the others find the binary fresh when they get the lock.
+        lock_path = firmware_dir / "build" / ".tdn-sim-build.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if needs_build(binary, firmware_dir):
+                _make(firmware_dir, timeout)
     if not binary.is_file():
         raise SimulatorError(f"`make -C {firmware_dir}` did not produce {binary}")
     return binary
+
+
+def _make(firmware_dir: Path, timeout: float) -> None:
+    try:
+        result = subprocess.run(["make", "-C", str(firmware_dir)], capture_output=True, text=True,
+                                timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SimulatorError(f"`make -C {firmware_dir}` failed: {error}") from error
+    if result.returncode != 0:
+        raise SimulatorError(f"`make -C {firmware_dir}` failed ({result.returncode}):\n"
+                             f"{(result.stdout + result.stderr)[-4000:]}")
 
 
 def _load_prctl():

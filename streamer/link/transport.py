@@ -115,9 +115,8 @@ class Transport:
         port = self._require_port()
         port.write_timeout = max(deadline - time.monotonic(), 0.001)
         try:
+            # No flush(): tcdrain would wait for the UART to empty, with no deadline.
             port.write(data)
-            if self.spec.kind == "serial":
-                port.flush()
         except serial.SerialTimeoutException as error:
             raise LinkTimeout(f"write to {self.spec} did not finish in time") from error
         except (serial.SerialException, OSError) as error:
