@@ -29,7 +29,13 @@ from streamer.backends.emulator import EmulatorBackend
 from streamer.backends.link import LinkBackend, magnitude_bits, mask_values, realtime_baud
 from streamer.link.blob import encode_blob
 from streamer.link.device import DeviceClient, DeviceError, ModelTooLarge
-from streamer.link.protocol import FrameRequest, ModelBeginRequest, frame_bytes
+from streamer.link.protocol import (
+    FrameRequest,
+    ModelBeginRequest,
+    ModelChunkRequest,
+    frame_bytes,
+    parse_all,
+)
 from streamer.link.simulator import (
     BINARY_ENV,
     FIRMWARE_DIR,
@@ -576,3 +582,39 @@ def test_the_simulator_is_built_when_missing_or_older_than_its_sources(tmp_path)
 def test_no_firmware_is_a_clear_error(tmp_path):
     with pytest.raises(SimulatorError, match="Makefile"):
         build_simulator(tmp_path / "tdn-sim", tmp_path)
+
+
+def test_lost_and_misplaced_chunks_restart_the_transfer(sim):
+    """A chunk lost on the wire (timeout) and a chunk at the wrong offset (BAD_SEQUENCE) each
+    restart the transfer from MODEL_BEGIN; the model then loads and runs bit-exact."""
+    _, model = quantized("fp16", hidden=64)
+    blob = encode_blob(model)
+    boxes: list[DamagingTransport] = []
+
+    def connect() -> DamagingTransport:
+        boxes.append(DamagingTransport(sim.connect()))
+        return boxes[-1]
+
+    def misplace(data: bytes) -> bytes:
+        packet = parse_all(data)[0]
+        chunk = ModelChunkRequest.unpack(packet.payload)
+        return ModelChunkRequest(chunk.offset + 1024, chunk.data).encode(packet.seq)
+
+    sent_chunks, begins = 0, 0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal sent_chunks, begins
+        assert total == len(blob) and 0 <= done <= total
+        sent_chunks += 1
+        begins += done == 0
+        if sent_chunks == 3:
+            boxes[-1].damage = lambda data: data[:-1] + bytes([data[-1] ^ 0x55])  # lost
+        if sent_chunks == 8:
+            boxes[-1].damage = misplace
+
+    with DeviceClient(connect, model_timeout=FAST_TIMEOUT_S) as client:
+        client.info()
+        info = client.load_model(blob, progress)
+        assert info.blob_bytes == len(blob) and begins == 3  # two restarts, then success
+        differing, _ = run_frames(client, QuantizedNetwork(model), frames_of(5))
+        assert differing == []
