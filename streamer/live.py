@@ -25,6 +25,7 @@ mean samples lost outside this process's rings, which cannot be attributed to bl
 from __future__ import annotations
 
 import argparse
+import array
 import json
 import queue
 import signal
@@ -278,8 +279,7 @@ class LiveProcessor:
                     self._stop.set()
                     return
                 end = self.clock()
-                # Device backends may expose the link round trip of the step just taken.
-                rtt = getattr(self.backend, "last_rtt_s", None)
+                rtt = link_round_trip(self.backend)
                 info = self.proc_info[s % self._r]
                 info[1], info[2], info[3] = start, end, np.nan if rtt is None else rtt
                 info[0] = s
@@ -291,15 +291,32 @@ class LiveProcessor:
                 self.processed = s + 1
 
 
+def link_round_trip(backend: Backend) -> float | None:
+    """The link round trip (s) of the step just taken, when the backend is a device link.
+
+    Either a `last_rtt_s` attribute, or the newest entry of a `round_trip_s` list (what
+    `LinkBackend` keeps); None for backends without a link (the emulator).
+    """
+    rtt = getattr(backend, "last_rtt_s", None)
+    if rtt is not None:
+        return float(rtt)
+    trips = getattr(backend, "round_trip_s", None)
+    if trips and not getattr(backend, "last_failed", False):
+        return float(trips[-1])
+    return None
+
+
 @dataclass
 class LiveStats:
     """What the poller accumulated from the rings (the report's raw material)."""
 
-    host_s: list[float] = field(default_factory=list)
-    ready_s: list[float] = field(default_factory=list)
-    rtt_s: list[float] = field(default_factory=list)
-    e2e_s: list[float] = field(default_factory=list)
-    device_s: list[float] = field(default_factory=list)
+    # array('d'): 8 bytes a value, so an hour-long session keeps its full distributions in
+    # a few MB where lists of floats would take tens.
+    host_s: array.array = field(default_factory=lambda: array.array("d"))
+    ready_s: array.array = field(default_factory=lambda: array.array("d"))
+    rtt_s: array.array = field(default_factory=lambda: array.array("d"))
+    e2e_s: array.array = field(default_factory=lambda: array.array("d"))
+    device_s: array.array = field(default_factory=lambda: array.array("d"))
     recorded_in: list[np.ndarray] = field(default_factory=list)
     recorded_out: list[np.ndarray] = field(default_factory=list)
     timeline: list[int] = field(default_factory=lambda: [0] * TIMELINE_BINS)
@@ -347,7 +364,8 @@ class LiveSession:
         self._started_wall: float | None = None
         self._stopped_by: str | None = None
         self.stream_info: dict[str, Any] = {}
-        self._adc: dict[int, float] = {}
+        self._adc: dict[int, float] = {}   # capture (ADC) time of blocks not yet played
+        self._timeline_head = 0             # index of the miss timeline's newest bin
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -464,8 +482,6 @@ class LiveSession:
         self._update_counters(final)
         if self.dashboard is not None:
             self.dashboard.update(**self.snapshot())
-
-    _timeline_head = 0
 
     def _advance_timeline(self, bin_index: int) -> None:
         shift = bin_index - self._timeline_head
