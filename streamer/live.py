@@ -445,10 +445,15 @@ class LiveSession:
         p = self.processor
         end = p.callbacks
         if end - self._drained > p._r:
-            # Stalled longer than the record ring: those blocks' details are gone.
+            # Stalled longer than the record ring: those blocks' details (recordings, fates for
+            # the log, latencies) are gone; the counters, kept by the callback, are not.
             skipped = end - p._r - self._drained
             self.counters.recording_gaps += skipped
             self._drained = end - p._r
+            first_known = self._drained - p.slack
+            for s in [s for s in self._fates if s < first_known]:
+                del self._fates[s]
+            self._logged = max(self._logged, first_known)
         start = self._drained
         fresh_in, fresh_out = [], []
         d = p.slack
@@ -523,8 +528,12 @@ class LiveSession:
                     record["rtt_ms"] = round(rtt * 1e3, _MS_DIGITS)
             else:
                 record["host_ms"] = None
-            record["outcome"] = _OUTCOME_NAMES.get(outcome, "in_flight") if outcome is not None \
-                else "in_flight"
+            if outcome is None:
+                # Its output slot never came round: the stream stopped first.
+                dropped = p._drop_seq[s % p._n] == s
+                record["outcome"] = "dropped" if dropped else "in_flight"
+            else:
+                record["outcome"] = _OUTCOME_NAMES[outcome]
             record["deadline_miss"] = outcome == LATE
             if self._log is not None:
                 self._log.write(json.dumps(record) + "\n")
@@ -667,7 +676,10 @@ def check_devices(input_device: int | str | None, output_device: int | str | Non
         try:
             info = sd.query_devices(device, kind)
         except (ValueError, sd.PortAudioError) as exc:
-            raise LiveError(f"no {kind} device {device!r}: {exc} (see --list-devices)") from exc
+            apis = ", ".join(api["name"] for api in sd.query_hostapis()) or "none"
+            what = f"no default {kind} device" if device is None else f"no {kind} device {device!r}"
+            raise LiveError(f"{what} ({exc}); PortAudio host APIs here: {apis}; see "
+                            f"--list-devices (is the JACK or PulseAudio server running?)") from exc
         try:
             check(device=device, samplerate=SAMPLE_RATE, channels=1, dtype="float32")
         except sd.PortAudioError as exc:
@@ -701,9 +713,13 @@ def list_devices() -> str:
     """The devices PortAudio sees, marked with the defaults, and which accept 16 kHz."""
     import sounddevice as sd
 
-    lines = [str(sd.query_devices())]
+    devices = sd.query_devices()
+    lines = [str(devices)] if len(devices) else ["no audio devices (a JACK or PulseAudio server "
+                                                 "that is not running shows none)"]
     for api in sd.query_hostapis():
         lines.append(f"host API {api['name']}: {len(api['devices'])} device(s)")
+    lines.append(f"'streamer live' needs {SAMPLE_RATE} Hz mono on both ends; pass --input/--output "
+                 f"as an index or a name")
     return "\n".join(lines)
 
 
