@@ -180,8 +180,20 @@ def test_truncated_packet_then_a_good_one():
     assert parser.feed(good, now=0.1) == []  # still inside the truncated packet's length
     parser = PacketParser()
     parser.feed(truncated, now=0.0)
-    assert parser.expire(now=0.25) and parser.stats.stale == 1
+    assert parser.expire(now=0.1) == [] and parser.stats.stale == 0  # not stale yet
+    assert parser.expire(now=0.25) == [] and parser.stats.stale == 1 and len(parser) == 0
     assert [p.seq for p in parser.feed(good, now=0.26)] == [2]
+
+
+def test_a_stale_partial_packet_cannot_hide_the_packets_behind_it():
+    # A damaged header claims the maximum length; two good packets arrive behind it, then
+    # silence. Giving up on the stale header rescans what follows it and finds both.
+    header = struct.pack("<BBH", MsgType.FRAME_REPLY, 7, MAX_PAYLOAD)
+    bogus = SYNC + header + bytes([crc8(header)]) + b"junk"
+    parser = PacketParser()
+    assert parser.feed(bogus + InfoRequest().encode(1) + StatsRequest().encode(2), now=0.0) == []
+    assert [p.seq for p in parser.expire(now=0.3)] == [1, 2]
+    assert parser.stats.stale == 1 and len(parser) == 0
 
 
 def test_a_trailing_half_sync_is_kept_for_the_next_read():

@@ -241,9 +241,11 @@ class DeviceClient:
             now = time.monotonic()
             if now >= deadline:
                 raise LinkTimeout(f"no reply to request 0x{request_type:02x} (seq {seq}) in time")
-            self.parser.expire(now)
-            data = transport.read(deadline)
-            for packet in self.parser.feed(data, time.monotonic()):
+            # Wake at least every stale period so that a stuck partial packet is given up on.
+            data = transport.read(min(deadline, now + self.parser.stale_s))
+            after = time.monotonic()
+            packets = self.parser.feed(data, after) if data else self.parser.expire(after)
+            for packet in packets:
                 if packet.seq != seq:
                     self.late_replies += 1
                     continue

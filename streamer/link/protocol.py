@@ -149,8 +149,8 @@ class PacketParser:
 
     Resynchronisation follows docs/protocol.md: skip to `A5 5A`; on a bad header or a bad
     CRC-32 drop exactly one byte and rescan, so a packet hidden inside damaged bytes is still
-    found. `expire(now)` drops a partial packet that has had no new byte for RX_STALE_S, so a
-    truncated packet cannot swallow the next one forever.
+    found. `expire(now)` gives up on a partial packet that has had no new byte for RX_STALE_S,
+    so a truncated packet cannot swallow the next one forever.
     """
 
     def __init__(self, stale_s: float = RX_STALE_S) -> None:
@@ -174,12 +174,21 @@ class PacketParser:
             packets.append(packet)
         return packets
 
-    def expire(self, now: float) -> bool:
-        """Drop a partial packet older than `stale_s` with no new byte; True when one was dropped."""
-        if self._buffer and self._last_byte_at is not None and now - self._last_byte_at >= self.stale_s:
-            self.discard()
-            return True
-        return False
+    def expire(self, now: float) -> list[Packet]:
+        """Give up on a partial packet that has had no new byte for `stale_s` (counted as stale).
+
+        Its first byte is dropped and the rest rescanned, one byte at a time, as for a bad
+        CRC: a damaged header that claimed more bytes than ever came cannot hide the intact
+        packets received behind it. Returns those packets.
+        """
+        if not self._buffer or self._last_byte_at is None or now - self._last_byte_at < self.stale_s:
+            return []
+        self.stats.stale += 1
+        packets = []
+        while self._buffer:
+            self._drop(1)
+            packets += self.feed(b"")
+        return packets
 
     def discard(self) -> None:
         """Drop whatever partial packet is held (counted as stale)."""
