@@ -198,7 +198,10 @@ static uint32_t make_blob(void)
     memcpy(blob, "TDNB", 4);
     blob[4] = 1; blob[5] = 0; blob[6] = (uint8_t)mode; blob[7] = (uint8_t)cell;
     blob[8] = (uint8_t)hidden; blob[9] = (uint8_t)(hidden >> 8); blob[10] = 1; blob[11] = 1;
-    for (unsigned i = 0; i < 5; i++) memcpy(blob + 12 + 4 * i, &s, 4);
+    for (unsigned i = 0; i < 5; i++) {
+        float v = (mode == TDN_MODE_FP16 || below(8) == 0) ? 0.0f : s; /* unused scales are 0 */
+        memcpy(blob + 12 + 4 * i, &v, 4);
+    }
     memcpy(blob + 32, &n, 4);
     if (below(5) == 0) blob[below(36)] ^= (uint8_t)(1u << below(8)); /* damaged header */
     return n;

@@ -156,11 +156,12 @@ int tdn_model_parse(tdn_model *m, const uint8_t *blob, uint32_t n, int level, co
     m->s_cell[0] = sc[2];
     m->s_cell[1] = sc[3];
     m->s_fc2_in = sc[4];
-    m->inv_fc0_in = 1.0f / sc[0];
-    m->inv_rnn1_in = 1.0f / sc[1];
-    m->inv_cell[0] = 1.0f / sc[2];
-    m->inv_cell[1] = 1.0f / sc[3];
-    m->inv_fc2_in = 1.0f / sc[4];
+    /* inv = f32(1 / s), as the contract computes it; unused scales (0) get 0 */
+    m->inv_fc0_in = sc[0] > 0.0f ? 1.0f / sc[0] : 0.0f;
+    m->inv_rnn1_in = sc[1] > 0.0f ? 1.0f / sc[1] : 0.0f;
+    m->inv_cell[0] = sc[2] > 0.0f ? 1.0f / sc[2] : 0.0f;
+    m->inv_cell[1] = sc[3] > 0.0f ? 1.0f / sc[3] : 0.0f;
+    m->inv_fc2_in = sc[4] > 0.0f ? 1.0f / sc[4] : 0.0f;
     layout(mode, cell, hidden, blob, m->layer);
 
     /* every stored value must be finite: binary16 arrays without inf/NaN, per-row scales ok */
