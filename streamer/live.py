@@ -735,7 +735,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "embedded LSTM H=256 model)")
     parser.add_argument("--quant", metavar="MODE", default=None,
                         help="numeric mode: fp32, fp16, int8, mixed (default: the model's own)")
-    parser.add_argument("--backend", default="emulator", help="where the network runs "
+    parser.add_argument("--backend", default="emulator", metavar="SPEC",
+                        help="where the network runs: emulator (numpy on this host), sim or sim-tcp "
+                        "(the host firmware simulator), serial:PATH[@BAUD], socket://HOST:PORT "
                         "(default: emulator)")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio "
                         "(default: until Ctrl-C)")
@@ -756,8 +758,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue-blocks", type=int, default=DEFAULT_QUEUE_BLOCKS, metavar="N",
                         help="input ring size; blocks arriving while it is full are lost "
                         f"(default: {DEFAULT_QUEUE_BLOCKS})")
-    parser.add_argument("--latency", default="low", help="PortAudio suggested latency: low, high or "
-                        "seconds (default: low)")
+    parser.add_argument("--latency", default="low", metavar="low|high|S",
+                        help="PortAudio suggested latency: low, high or seconds (default: low)")
 
 
 def _latency(value: str) -> str | float:
@@ -797,7 +799,19 @@ def summary(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`streamer live`: returns the exit status (0 also after Ctrl-C: that is how it stops)."""
+    """`streamer live`: returns the exit status (0 also after Ctrl-C: that is how it stops).
+
+    A LiveError (device, sample rate, options) is printed as one line with status 2 here;
+    model, backend and path errors propagate for the CLI to report.
+    """
+    try:
+        return _run(args)
+    except LiveError as exc:
+        print(f"streamer: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from streamer.audio import write_audio
     from streamer.backends.base import open_backend
     from streamer.replay import check_output_paths, load
@@ -810,6 +824,14 @@ def run(args: argparse.Namespace) -> int:
              "output recording": args.record_out}
     check_output_paths({k: None if v is None else Path(v) for k, v in paths.items()}, {})
     latency = _latency(args.latency)
+    # Options first: cheaper to fix than a device, and no reason to touch audio before.
+    if args.slack_blocks < 1:
+        raise LiveError("--slack-blocks must be at least 1: the callback cannot wait for the block "
+                        "it has just handed over")
+    if args.queue_blocks <= args.slack_blocks + 1:
+        raise LiveError(f"--queue-blocks must exceed --slack-blocks + 1 ({args.slack_blocks + 1})")
+    if args.duration is not None and args.duration <= 0:
+        raise LiveError(f"--duration must be positive, not {args.duration:g}")
     input_device, output_device = parse_device(args.input), parse_device(args.output)
     # Fail on the device before loading a model: the usual mistake is the device.
     check_devices(input_device, output_device)
@@ -858,11 +880,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamer live", description=__doc__.split("\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    from streamer.audio import AudioError
+    from streamer.backends.base import BackendError
+    from streamer.model.params import ModelError
+    from streamer.replay import ReplayError
+
     try:
         return run(args)
-    except LiveError as exc:
-        print(f"streamer: error: {exc}", file=sys.stderr)
+    except (ModelError, BackendError, AudioError, ReplayError, OSError) as exc:
+        print(f"streamer: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("streamer: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
