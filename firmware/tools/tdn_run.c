@@ -83,15 +83,12 @@ int main(int argc, char **argv)
     for (;;) {
         uint8_t raw[2 * TDN_BINS];
         uint16_t mags[TDN_BINS], mask[TDN_BINS];
-        uint32_t t0;
+        uint64_t instret[TDN_WORKERS + 1];
         size_t got = fread(raw, 1, sizeof raw, fi);
         if (got == 0) break;
         if (got != sizeof raw) { fprintf(stderr, "tdn-run: partial frame at the end\n"); return 1; }
         for (unsigned i = 0; i < TDN_BINS; i++) mags[i] = (uint16_t)(raw[2 * i] | (raw[2 * i + 1] << 8));
-        rt_counters_reset();
-        t0 = hal_timer_ticks();
-        tdn_model_frame(&ctl.model, mags, mask);
-        tdn_cnt.ticks = hal_timer_ticks() - t0;
+        tdn_ctl_frame(&ctl, mags, mask, instret);
         for (unsigned i = 0; i < TDN_BINS; i++) { raw[2 * i] = (uint8_t)mask[i]; raw[2 * i + 1] = (uint8_t)(mask[i] >> 8); }
         fwrite(raw, 1, sizeof raw, fo);
         if (fc) {

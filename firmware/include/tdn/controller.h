@@ -26,7 +26,7 @@ typedef struct {
 } tdn_ctl;
 
 void tdn_ctl_init(tdn_ctl *c);
-/* Handle one request; writes the encoded reply packet to out (cap >= TDN_MAX_PACKET) and
+/* Handle one request (protocol.c); writes the encoded reply packet to out (cap >= TDN_MAX_PACKET) and
  * returns its length (every request gets exactly one reply). */
 size_t tdn_ctl_handle(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t cap);
 /* Place the blob of `total` bytes now in the staging region (L2 if it fits, else MRAM, else
@@ -34,6 +34,9 @@ size_t tdn_ctl_handle(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t ca
 int tdn_ctl_install(tdn_ctl *c, uint32_t total, const char **why);
 /* Staging region for uploads and its capacity. */
 uint8_t *tdn_ctl_stage(uint32_t *capacity);
+/* Run one frame on the cluster: counters into tdn_cnt (ticks included), the retired
+ * instructions per hart (controller first) into instret[TDN_WORKERS + 1]. */
+void tdn_ctl_frame(tdn_ctl *c, const uint16_t *mags, uint16_t *mask, uint64_t *instret);
 /* Serve the transport until it fails for good. */
 void tdn_ctl_run(tdn_ctl *c);
 /* Serialise the last frame's counters (TDN_COUNTERS_BYTES(TDN_WORKERS) bytes). */
