@@ -6,7 +6,10 @@
  *   2. with 7 bytes: bad CRC-8, length > 1280 or unknown type -> drop one byte, bad_header++;
  *   3. with the whole packet: bad CRC-32 -> drop one byte, bad_crc++;
  *   4. deliver; the packet is consumed on the next call.
- * A partial packet with no new byte for more than 200 ms is discarded (stale++).
+ * A partial packet with no new byte for 200 ms is given up (stale++): its first byte is
+ * dropped and the rest rescanned, as for a bad CRC, until the buffer is empty, so a damaged
+ * header that claimed more bytes than ever came cannot hide the intact packets behind it
+ * (the same rule as the host's parser, streamer/link/protocol.py).
  *
  * Handlers (tdn_ctl_handle): every request gets exactly one reply with its seq, or ERROR.
  * MODEL_BEGIN opens an upload into the staging region (the L3 region, the largest) and
@@ -106,6 +109,7 @@ size_t tdn_rx_feed(tdn_rx *rx, const uint8_t *data, size_t n, uint32_t now_ms)
     size_t room;
     if (rx->consume) { drop(rx, rx->consume); rx->consume = 0; }
     if (n == 0) return 0;
+    rx->giving_up = 0; /* new bytes: what is left waits for another stale period */
     if (rx->start + rx->len + n > sizeof rx->buf && rx->start) { /* compact */
         memmove(rx->buf, rx->buf + rx->start, rx->len);
         rx->start = 0;
@@ -130,7 +134,7 @@ int tdn_rx_next(tdn_rx *rx, tdn_packet *pkt, uint32_t now_ms)
         while (i < rx->len && !(p[i] == TDN_SYNC0 && (i + 1 == rx->len || p[i + 1] == TDN_SYNC1))) i++;
         drop(rx, i);
         p = rx->buf + rx->start;
-        if (rx->len < TDN_HEADER_BYTES) break;
+        if (rx->len < TDN_HEADER_BYTES) goto partial;
         /* 2. header */
         n = (uint32_t)p[4] | ((uint32_t)p[5] << 8);
         if (tdn_crc8(p + 2, 4) != p[6] || n > TDN_MAX_PAYLOAD || !rx->type_ok(p[2])) {
@@ -140,7 +144,7 @@ int tdn_rx_next(tdn_rx *rx, tdn_packet *pkt, uint32_t now_ms)
         }
         /* 3. whole packet */
         total = n + TDN_OVERHEAD;
-        if (rx->len < total) break;
+        if (rx->len < total) goto partial;
         crc = (uint32_t)p[7 + n] | ((uint32_t)p[8 + n] << 8) | ((uint32_t)p[9 + n] << 16) |
               ((uint32_t)p[10 + n] << 24);
         if (tdn_crc32(0, p + 2, 5 + n) != crc) {
@@ -155,12 +159,15 @@ int tdn_rx_next(tdn_rx *rx, tdn_packet *pkt, uint32_t now_ms)
         pkt->payload = p + 7;
         rx->consume = total;
         return 1;
+    partial: /* more bytes needed: wait, or give up on a stale partial packet */
+        if (rx->len == 0) { rx->giving_up = 0; return 0; }
+        if (!rx->giving_up) {
+            if ((uint32_t)(now_ms - rx->last_ms) < TDN_RX_STALE_MS) return 0;
+            rx->stale++;
+            rx->giving_up = 1;
+        }
+        drop(rx, 1);
     }
-    if (rx->len > 0 && (uint32_t)(now_ms - rx->last_ms) > TDN_RX_STALE_MS) {
-        rx->stale++;
-        drop(rx, rx->len);
-    }
-    return 0;
 }
 
 /* ---- message handlers -------------------------------------------------------------------- */

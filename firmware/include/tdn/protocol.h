@@ -55,6 +55,7 @@ typedef struct {
     uint32_t consume;         /* bytes of the packet delivered last, consumed on the next call */
     uint32_t last_ms;         /* time of the newest byte */
     uint32_t bad_header, bad_crc, stale;
+    uint8_t giving_up;        /* a stale partial packet is being given up, byte by byte */
     tdn_type_ok type_ok;
 } tdn_rx;
 
@@ -63,7 +64,9 @@ void tdn_rx_init(tdn_rx *rx, tdn_type_ok type_ok);
  * buffer is full: call tdn_rx_next until it returns 0, then feed the rest). */
 size_t tdn_rx_feed(tdn_rx *rx, const uint8_t *data, size_t n, uint32_t now_ms);
 /* Deliver the next complete, valid packet (1) or 0 if none yet. Applies the resync rules
- * and the RX_STALE_MS rule (a partial packet with no new byte for longer is discarded). */
+ * and the RX_STALE_MS rule: a partial packet with no new byte for RX_STALE_MS is given up
+ * (stale++) by dropping its first byte and rescanning, as for a bad CRC, until the buffer is
+ * empty; intact packets found behind it are still delivered. Call until it returns 0. */
 int tdn_rx_next(tdn_rx *rx, tdn_packet *pkt, uint32_t now_ms);
 
 #endif
