@@ -1,7 +1,7 @@
 """Benchmark: `streamer live` latency on a real audio server, per backend.
 
     python bench/live_latency.py [--seconds S] [--model PATH] [--backends emulator,sim]
-                                 [--slack-blocks N]
+                                 [--slack-blocks N] [--quant MODE]
 
 Starts `jackd -d dummy -r 16000 -p 100` (the 100-sample block is JACK's period), runs a
 LiveSession in this process for S seconds of audio per backend, fed by a second JACK client
@@ -53,14 +53,14 @@ from streamer.live import LiveSession  # noqa: E402
 JACK_TOOLS = ("jackd", "jack_wait", "jack_lsp", "jack_connect", "jack_disconnect")
 
 
-def bench_model() -> tuple[Any, dict[str, Any]]:
-    """(params, description): the default model, else a calibrated random H=256 LSTM."""
+def bench_model(given: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """(params, description): `given`, else the default model, else a calibrated random H=256 LSTM."""
     from streamer.model import default_model_path, load_model
 
-    path = default_model_path()
-    if path.is_file():
+    path = Path(given) if given else default_model_path()
+    if given or path.is_file():
         params = load_model(path)
-        return params, {"model": "default", "path": str(path), "hidden": params.hidden,
+        return params, {"model": given or "default", "path": str(path), "hidden": params.hidden,
                          "cell": params.cell, "calibrated": bool(params.calibration)}
     from helpers import random_params
 
@@ -187,8 +187,12 @@ def run_backend(spec: str, params, quant: str, seconds: float, slack: int, serve
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--model", default=None, help="model file (default: the embedded model, "
+                        "else a calibrated random LSTM H=256)")
     parser.add_argument("--backends", default="emulator,sim")
     parser.add_argument("--slack-blocks", type=int, default=1)
+    parser.add_argument("--quant", default=None,
+                        help="numeric mode (default: mixed when the model is calibrated, else fp32)")
     args = parser.parse_args(argv)
 
     result: dict[str, Any] = {
@@ -207,11 +211,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import jack as jackhelper
 
-    params, model = bench_model()
-    quant = "mixed" if params.calibration else "fp32"
+    params, model = bench_model(args.model)
+    quant = args.quant or ("mixed" if params.calibration else "fp32")
     model["quant"] = quant
-    model["quant_reason"] = ("the model carries calibration" if params.calibration
-                             else "the model carries no calibration, so fp32")
+    model["quant_reason"] = ("--quant" if args.quant else "the model carries calibration"
+                             if params.calibration else "the model carries no calibration, so fp32")
     result["model"] = model
     sys.setswitchinterval(0.0005)  # as `streamer live` does: the callback needs the GIL promptly
     with tempfile.TemporaryDirectory() as tmp:
