@@ -125,7 +125,10 @@ class Tmux:
             time.sleep(0.2)
 
     def kill(self) -> None:
+        socket_path = self("display", "-p", "#{socket_path}").stdout.strip()
         self("kill-server")
+        if socket_path:
+            Path(socket_path).unlink(missing_ok=True)  # tmux leaves the socket file behind
 
 
 class ToneSource:
