@@ -56,7 +56,11 @@ Run 'streamer COMMAND --help' for a command's options. Errors are one line,
 
 _MODEL_HELP = ("model file: a native .tdn or an .onnx TinyDenoiser graph "
                "(default: the LSTM H=256 model embedded in the package)")
-_BACKEND_HELP = "where the network runs: 'emulator' (numpy on this host) (default: emulator)"
+_BACKEND_HELP = ("where the network runs: 'emulator' (numpy on this host); 'sim' or 'sim-tcp' (the "
+                 "firmware's host simulator, started and reached over a pseudo-terminal or a TCP "
+                 "socket); 'serial:PATH[@BAUD]' (a device on a serial port, e.g. serial:/dev/ttyUSB0"
+                 "@2000000); 'socket://HOST:PORT' (a device or simulator listening on TCP) "
+                 "(default: emulator)")
 _QUANT_HELP = ("numeric mode: fp32, fp16, int8 or mixed (recurrent layers int8, the rest fp16). "
                "fp16 works on any FP32 model; int8 and mixed need the calibration the default "
                "model carries or a file made by 'streamer quantize' (default: the model file's "
@@ -171,6 +175,9 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     # knows what is really available.
     parser.add_argument("--backend", default="emulator", metavar="NAME", help=_BACKEND_HELP)
     parser.add_argument("--quant", metavar="MODE", help=_QUANT_HELP)
+    parser.add_argument("--verify", action="store_true",
+                        help="with a device backend: run the emulator beside it and count frames "
+                             "whose masks differ by even one bit (report: verify_mismatched_frames)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,7 +301,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     with _progress_bar("enhancing", sys.stderr.isatty()) as progress:
         result = replay(args.noisy, out=args.out, clean=args.clean, model=args.model,
                         backend=args.backend, quant=args.quant, report=args.report, log=args.log,
-                        progress=progress)
+                        progress=progress, verify=args.verify)
     print(replay_summary(replay_report(result)))
     for path, what in ((args.report, "report"), (args.log, "frame log")):
         if path:
@@ -335,7 +342,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             _say(f"[{done}/{total}] {result.input.name}{scores}")
 
         result = evaluate(args.noisy, args.clean, model=args.model, backend=args.backend,
-                          quant=args.quant, out_dir=args.out_dir, jobs=args.jobs,
+                          quant=args.quant, out_dir=args.out_dir, jobs=args.jobs, verify=args.verify,
                           report=args.report, csv=args.csv, on_pairing=on_pairing, on_file=on_file)
     Console().print(eval_table(eval_report(result)))
     for path, what in ((args.report, "report"), (args.csv, "csv"), (args.out_dir, "audio")):

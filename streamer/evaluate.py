@@ -83,10 +83,10 @@ def pair_files(noisy_dir: str | Path, clean_dir: str | Path) -> Pairing:
 class _Runner:
     """One loaded model and open backend, reused for every file a process evaluates."""
 
-    def __init__(self, loaded: LoadedModel, backend: str, quant: str | None) -> None:
+    def __init__(self, loaded: LoadedModel, backend: str, quant: str | None, verify: bool = False) -> None:
         self.backend_spec, self.quant = backend, quant
         self.model_info = loaded.info()
-        self.backend: Backend = open_backend(backend, loaded.params, quant)
+        self.backend: Backend = open_backend(backend, loaded.params, quant, verify=verify)
 
     def run(self, noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
         return enhance_file(noisy, self.backend, model_info=self.model_info,
@@ -96,12 +96,12 @@ class _Runner:
 _worker_runner: _Runner | None = None
 
 
-def _init_worker(model: Path | None, backend: str, quant: str | None) -> None:
+def _init_worker(model: Path | None, backend: str, quant: str | None, verify: bool) -> None:
     global _worker_runner
     # Ctrl-C reaches the whole process group; the parent handles it (reports what finished,
     # then stops the workers), so a worker neither dies mid-answer nor prints a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_runner = _Runner(load(model), backend, quant)
+    _worker_runner = _Runner(load(model), backend, quant, verify)
 
 
 def _run_in_worker(noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
@@ -119,6 +119,7 @@ def _check_out_dir(out_dir: Path, noisy_dir: Path, clean_dir: Path) -> None:
 def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
              model: str | Path | LoadedModel | None = None, backend: str = "emulator",
              quant: str | None = None, out_dir: str | Path | None = None, jobs: int | None = None,
+             verify: bool = False,
              report: str | Path | None = None, csv: str | Path | None = None,
              on_pairing: Callable[[Pairing], None] | None = None,
              on_file: FileCallback | None = None) -> EvalResult:
@@ -147,11 +148,13 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     if jobs is not None and jobs < 1:
         raise ReplayError(f"--jobs must be at least 1, got {jobs}")
     jobs = min(jobs or default_jobs(), len(pairing.pairs))
+    if backend.startswith(("serial:", "socket://")):
+        jobs = 1  # one physical device: workers would fight over its state and its port
 
     # Load and open in this process first: a bad model or backend is one clear error here,
     # not a broken worker pool.
     loaded = model if isinstance(model, LoadedModel) else load(model)
-    runner = _Runner(loaded, backend, quant)
+    runner = _Runner(loaded, backend, quant, verify)
     result = EvalResult(noisy_dir=noisy_dir, clean_dir=clean_dir, out_dir=out_path,
                         model=runner.model_info, backend=backend, quant=quant,
                         backend_info=runner.backend.describe(), jobs=jobs, files=[],
@@ -178,7 +181,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
             for task in tasks:
                 finished(runner.run(*task))
         else:
-            _run_pool(tasks, loaded.path, backend, quant, jobs, finished)
+            _run_pool(tasks, loaded.path, backend, quant, verify, jobs, finished)
         write_reports()
     except KeyboardInterrupt:
         result.complete = False
@@ -190,11 +193,12 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
 
 
 def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, backend: str,
-              quant: str | None, jobs: int, finished: Callable[[ReplayResult], None]) -> None:
+              quant: str | None, verify: bool, jobs: int,
+              finished: Callable[[ReplayResult], None]) -> None:
     # spawn, not fork: the parent may have a progress-bar thread running, and forking a
     # threaded process can deadlock.
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                               initializer=_init_worker, initargs=(model, backend, quant))
+                               initializer=_init_worker, initargs=(model, backend, quant, verify))
     try:
         # Workers inherit this process's environment, so the single-threaded BLAS that
         # `import streamer` sets up applies to them too.

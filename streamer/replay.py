@@ -190,13 +190,14 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
            clean: str | Path | None = None, model: str | Path | LoadedModel | None = None,
            backend: str = "emulator", quant: str | None = None, report: str | Path | None = None,
            log: str | Path | None = None, progress: Progress | None = None,
-           write_output: bool = True) -> ReplayResult:
+           write_output: bool = True, verify: bool = False) -> ReplayResult:
     """Replay `noisy` (None: the bundled demo, scored against its clean twin).
 
     Writes the enhanced file to `out` (default `<noisy stem>.enhanced.wav` in the current
     directory; never onto an input), the report JSON to `report` and one JSON line per frame
-    to `log` when given. Raises ReplayError, AudioError, ModelError or BackendError with a
-    one-line message for anything the user can fix.
+    to `log` when given. `verify` runs the emulator beside a device backend and reports frames
+    whose masks differ (`verify_mismatched_frames`). Raises ReplayError, AudioError, ModelError
+    or BackendError with a one-line message for anything the user can fix.
     """
     from streamer.report import FrameLog, replay_report, write_json
 
@@ -223,7 +224,7 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
         check_lengths(noisy_audio, clean_audio)
 
     loaded = model if isinstance(model, LoadedModel) else load(model)
-    with open_backend(backend, loaded.params, quant) as opened:
+    with open_backend(backend, loaded.params, quant, verify=verify) as opened:
         frame_log = FrameLog(log_path) if log_path is not None else None
         try:
             result = enhance_file(noisy_audio, opened, model_info=loaded.info(), backend_spec=backend,

@@ -86,6 +86,11 @@ def file_entry(result: ReplayResult) -> dict[str, Any]:
     }
 
 
+# Device facts every report shows at top level when the backend has them.
+_LIFTED_BACKEND_KEYS = ("link_rtt_ms", "last_counters", "verify_mismatched_frames",
+                        "verify_first_mismatch_frame", "verify_first_mismatch_layer")
+
+
 def _run_header(command: str, model: dict[str, Any], backend: str, quant: str,
                 backend_info: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -97,6 +102,7 @@ def _run_header(command: str, model: dict[str, Any], backend: str, quant: str,
         "quant": backend_info.get("quant", quant),
         "weights_bytes": backend_info.get("weights_bytes"),
         "weights_memory": backend_info.get("weights_memory"),
+        **{key: backend_info[key] for key in _LIFTED_BACKEND_KEYS if key in backend_info},
         "backend_info": backend_info,
         "sample_rate": SAMPLE_RATE,
         "deadline_ms": DEADLINE_S * 1e3,
@@ -144,6 +150,10 @@ def eval_report(result: EvalResult) -> dict[str, Any]:
         "files": entries,
     })
     report["pesq_wb"], report["stoi"] = report["mean"]["pesq_wb"], report["mean"]["stoi"]
+    verified = [e["backend_info"]["verify_mismatched_frames"] for e in entries
+                if "verify_mismatched_frames" in e.get("backend_info", {})]
+    if verified:
+        report["verify_mismatched_frames"] = sum(verified)
     return report
 
 
@@ -269,6 +279,14 @@ def replay_summary(report: dict[str, Any]) -> str:
                      f"   against {report['clean']}")
     else:
         lines.append("quality   not scored (no --clean reference)")
+    rtt = report.get("link_rtt_ms")
+    if rtt:
+        lines.append(f"link      round trip p50 {_fmt(rtt['p50'])} ms   p99 {_fmt(rtt['p99'])} ms   "
+                     f"max {_fmt(rtt['max'])} ms per frame")
+    if "verify_mismatched_frames" in report:
+        first = report.get("verify_first_mismatch_frame")
+        lines.append(f"verify    {report['verify_mismatched_frames']} frame(s) differ from the emulator"
+                     + ("" if first is None else f" (first: frame {first})"))
     rtf = report["realtime_factor"]
     lines.append(f"host time p50 {_fmt(host['p50'])} ms   p99 {_fmt(host['p99'])} ms   max "
                  f"{_fmt(host['max'])} ms per frame; {report['host_deadline_misses']} of "

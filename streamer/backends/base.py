@@ -42,14 +42,23 @@ class Backend(ABC):
         self.close()
 
 
-def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None) -> Backend:
+def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None,
+                 verify: bool = False) -> Backend:
     """Open the backend named by `spec` for a model in numeric mode `quant`.
 
     `spec`: "emulator"; "sim" / "sim-tcp" (start the host firmware simulator, link over a pty
     or a TCP socket); "serial:PATH[@BAUD]" or "socket://HOST:PORT" (a device). `params` is FP32
     TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own mode (fp32 for
-    FP32 params, which a device cannot run).
+    FP32 params, which a device cannot run). `verify` runs the emulator beside a device and
+    counts frames whose masks differ by even one bit.
     """
+    if verify:
+        if spec == "emulator":
+            raise BackendError("--verify compares a device with the emulator: use it with a device "
+                               "backend (sim, sim-tcp, serial:PATH, socket://HOST:PORT)")
+        from streamer.link.verify import VerifyingBackend
+
+        return VerifyingBackend.for_device(open_backend(spec, params, quant), params, quant)
     if spec == "emulator":
         from streamer.backends.emulator import EmulatorBackend
 

@@ -69,8 +69,10 @@ class LinkBackend(Backend):
     name = "link"
 
     def __init__(self, client: DeviceClient, model_info: ModelInfo, device_info: DeviceInfo,
-                 transport: str, baud: int | None = None, simulator=None) -> None:
+                 transport: str, baud: int | None = None, simulator=None,
+                 weights_bytes: int | None = None) -> None:
         self.client, self.model_info, self.device_info = client, model_info, device_info
+        self.weights_bytes = weights_bytes
         self.transport, self.baud, self.simulator = transport, baud, simulator
         self.quant = model_info.mode
         self.index = 0
@@ -130,6 +132,9 @@ class LinkBackend(Backend):
         return {
             "backend": self.name,
             "quant": self.quant,
+            "weights_bytes": self.weights_bytes,
+            # Where the device itself placed the weights (it decides at MODEL_END).
+            "weights_memory": self.model_info.weights_level,
             "transport": self.transport,
             "baud": self.baud,
             "bytes_per_frame_up": up,
@@ -145,6 +150,9 @@ class LinkBackend(Backend):
             "late_replies": self.client.late_replies,
             "model_reloads": self.client.model_reloads,
             "reconnects": self.client.reconnects,
+            "link_rtt_ms": {"p50": percentile_ms(self.round_trip_s, 50),
+                            "p99": percentile_ms(self.round_trip_s, 99),
+                            "max": percentile_ms(self.round_trip_s, 100)},
             "link_round_trip_ms_p50": percentile_ms(self.round_trip_s, 50),
             "link_round_trip_ms_p99": percentile_ms(self.round_trip_s, 99),
             "device_compute_ms_p50": percentile_ms(self.device_s, 50),
@@ -182,7 +190,8 @@ def open_link(spec: str, model, quant: str | None, progress=None) -> LinkBackend
         from streamer.link.blob import encode_blob
 
         model_info = client.load_model(encode_blob(qmodel), progress)
-        return LinkBackend(client, model_info, info, transport, baud, simulator)
+        return LinkBackend(client, model_info, info, transport, baud, simulator,
+                           weights_bytes=qmodel.weight_bytes())
     except LinkError as error:
         _close_quietly(client, simulator)
         raise BackendError(f"device link {spec}: {error}") from error

@@ -34,6 +34,9 @@ class VerifyingBackend(Backend):
 
     def __init__(self, device: Backend, reference: Backend) -> None:
         self.device, self.reference = device, reference
+        self._zero_counts()
+
+    def _zero_counts(self) -> None:
         self.frames = 0
         self.compared_frames = 0
         self.failed_frames = 0
@@ -68,8 +71,10 @@ class VerifyingBackend(Backend):
         return mask
 
     def reset(self) -> None:
+        """A new stream: both sides restart from zero state, and so do the counts."""
         self.device.reset()
         self.reference.reset()
+        self._zero_counts()
 
     def close(self) -> None:
         try:
