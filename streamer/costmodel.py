@@ -1,0 +1,566 @@
+"""Target cost model: cycles, latency, deadline, power and energy of every frame at every voltage.
+
+docs/cost-model.md is the specification. In short:
+
+1. The work of one frame is what the firmware does (firmware/src/model.c): five forks (fc0,
+   rnn1, rnn2, fc1, fc2); in each, a prologue split by element, then the layer's weights
+   streamed tile by tile (rows packed into one 64 kB half of L1, double-buffered), each tile's
+   rows split across the workers in contiguous blocks, a barrier after the first copy and
+   after every tile; then, for recurrent layers, the gate work split by hidden unit.
+   `firmware_work` rebuilds that schedule from (mode, cell, H, level); its sums are exactly
+   the counters block the firmware sends with every mask (`FrameCounters`), which a test
+   checks against `tdn-sim`. On a device backend the device's own counters are used and
+   checked against the schedule.
+2. Cycles of a layer = set-up + fork + prologue + DMA of tile 0 (nothing to overlap it with)
+   + barrier + sum over tiles t of [max(compute of tile t, DMA of tile t+1) + barrier]
+   + gate work. Compute of a tile = the slowest worker's MAC cycles (int8 and fp16 rates) +
+   per-row and per-activation costs. DMA = transfers x set-up + bytes / bandwidth of the level.
+3. Latency at an operating point = cycles / f(V) (+ link time per frame at a baud rate); a
+   frame misses when it exceeds the 6.25 ms hop. Power: active for the compute time, idle for
+   the rest of the hop, plus energy per byte read from MRAM or L3.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streamer.target import MEMORY_LEVELS, OperatingPoint, Target
+
+N_BINS = 257
+BLOB_HEADER = 36
+LAYERS = ("fc0", "rnn1", "rnn2", "fc1", "fc2")
+GATES = {"lstm": 4, "gru": 3}
+# Gate work per hidden unit (firmware/src/lstm_*.c, gru_*.c `*_units`): tanh/sigmoid calls and
+# the other elementwise operations (products, sums, q8/q16, binary16 roundings), counted from
+# the kernels.
+UNIT_ACTIVATIONS = {"lstm": 5, "gru": 3}
+UNIT_ELEMENTWISE = {"lstm": 10, "gru": 8}
+DEADLINE_TOLERANCE = 1e-12  # relative: a frame exactly at the deadline meets it
+
+
+class CostModelError(ValueError):
+    """A model the firmware cannot run (a row that does not fit an L1 tile, an unknown mode)."""
+
+
+def _align4(value: int) -> int:
+    return (value + 3) & ~3
+
+
+def _part(n: int, core: int, workers: int) -> int:
+    """model.c `part`: the first of worker `core`'s share of n items."""
+    return n * core // workers
+
+
+def _shares(n: int, workers: int) -> tuple[int, ...]:
+    return tuple(_part(n, c + 1, workers) - _part(n, c, workers) for c in range(workers))
+
+
+def layer_int8(mode: str, layer: str) -> bool:
+    if mode == "int8":
+        return True
+    if mode == "mixed":
+        return layer in ("rnn1", "rnn2")
+    if mode == "fp16":
+        return False
+    raise CostModelError(f"the target runs fp16, int8 or mixed, not {mode!r}")
+
+
+# --- the counters block ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FrameCounters:
+    """What the firmware counts per frame (docs/protocol.md, Counters), without the timer."""
+
+    int8_macs: tuple[int, ...]
+    fp16_macs: tuple[int, ...]
+    l1_bytes_from: tuple[int, int, int]  # L2, MRAM, L3
+    dma_transfers: int
+    forks: int
+    barrier_waits: int
+
+    @classmethod
+    def from_link(cls, counters: Any) -> FrameCounters:
+        """From `streamer.link.protocol.Counters` (a device's reply)."""
+        return cls(tuple(counters.int8_macs), tuple(counters.fp16_macs), tuple(counters.l1_bytes_from),
+                   counters.dma_transfers, counters.forks, counters.barrier_waits)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"int8_macs": list(self.int8_macs), "fp16_macs": list(self.fp16_macs),
+                "l1_bytes_from": dict(zip(MEMORY_LEVELS, self.l1_bytes_from, strict=True)),
+                "dma_transfers": self.dma_transfers, "forks": self.forks,
+                "barrier_waits": self.barrier_waits}
+
+
+# --- the firmware's schedule -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile of a layer: its rows, what each worker computes of it, what its copy moves."""
+
+    rows: int
+    rows_per_core: tuple[int, ...]
+    int8_macs: tuple[int, ...]
+    fp16_macs: tuple[int, ...]
+    nbytes: int
+    transfers: int
+
+
+@dataclass(frozen=True)
+class LayerWork:
+    """One fork of the frame (model.c `layer_task`)."""
+
+    name: str
+    int8: bool
+    recurrent: bool
+    rows: int
+    cols: int
+    row_bytes: tuple[int, ...]       # per array (segment) of the layer
+    rows_per_tile: int
+    tiles: tuple[Tile, ...]
+    prologue: tuple[int, ...]         # elementwise operations per worker before the tiles
+    units: tuple[int, ...]            # hidden units per worker (recurrent gate work)
+    dots_per_row: int                 # 2 for recurrent rows (W_ih x and W_hh h)
+    activations_per_row: int          # 1 for fc2 (sigmoid), else 0
+    unit_activations: int = 0
+    unit_elementwise: int = 0
+
+    @property
+    def barriers(self) -> int:
+        return 1 + len(self.tiles)
+
+
+@dataclass(frozen=True)
+class FrameWork:
+    """The firmware's work for one frame of a model, and where its weights live."""
+
+    mode: str
+    cell: str
+    hidden: int
+    workers: int
+    level: str
+    blob_bytes: int
+    layers: tuple[LayerWork, ...]
+
+    def counters(self) -> FrameCounters:
+        """The counters block the firmware reports for this frame (exact)."""
+        w = self.workers
+        int8, fp16 = [0] * w, [0] * w
+        nbytes = transfers = waits = 0
+        for layer in self.layers:
+            for tile in layer.tiles:
+                for c in range(w):
+                    int8[c] += tile.int8_macs[c]
+                    fp16[c] += tile.fp16_macs[c]
+                nbytes += tile.nbytes
+                transfers += tile.transfers
+            waits += w * layer.barriers
+        by_level = [0, 0, 0]
+        by_level[MEMORY_LEVELS.index(self.level)] = nbytes
+        return FrameCounters(tuple(int8), tuple(fp16), tuple(by_level), transfers, len(self.layers), waits)
+
+    @property
+    def macs(self) -> dict[str, int]:
+        c = self.counters()
+        return {"int8": sum(c.int8_macs), "fp16": sum(c.fp16_macs)}
+
+
+def blob_bytes(mode: str, cell: str, hidden: int) -> int:
+    """Size of the TDNB blob (model.c `tdn_blob_size`), which decides the memory level."""
+    return _layout(mode, cell, hidden)[1]
+
+
+def _segments(mode: str, cell: str, hidden: int) -> list[tuple[str, int, int, tuple[int, ...]]]:
+    """(layer, rows, cols, row bytes of each array) in blob order, as model.c `layout`."""
+    out = []
+    gates = GATES[cell]
+    for name in LAYERS:
+        int8 = layer_int8(mode, name)
+        wsize = 1 if int8 else 2
+        if name in ("rnn1", "rnn2"):
+            rows, cols = gates * hidden, hidden
+            segs: list[int] = []
+            for _ in range(2):  # W_ih, W_hh (each [G*H x H]), with per-row scales when int8
+                segs.append(hidden * wsize)
+                if int8:
+                    segs.append(4)
+            segs += [2, 2]  # b_ih, b_hh
+        else:
+            rows = hidden if name == "fc0" else N_BINS
+            cols = hidden if name == "fc1" else N_BINS
+            segs = [cols * wsize] + ([4] if int8 else []) + [2]
+        out.append((name, rows, cols, tuple(segs)))
+    return out
+
+
+def _layout(mode: str, cell: str, hidden: int) -> tuple[list, int]:
+    if cell not in GATES:
+        raise CostModelError(f"unknown recurrent cell {cell!r}")
+    layer_int8(mode, "fc0")
+    segments = _segments(mode, cell, hidden)
+    offset = BLOB_HEADER
+    for _, rows, _, segs in segments:
+        for row_bytes in segs:
+            offset = _align4(offset) + rows * row_bytes
+    return segments, offset
+
+
+def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str | None = None) -> FrameWork:
+    """The firmware's schedule for one frame; `level` None places the blob as MODEL_END does."""
+    segments, total = _layout(mode, cell, hidden)
+    workers, tile_bytes = target.workers, target.tile_bytes
+    if level is None:
+        level = target.memory.placement(total)
+        if level is None:
+            raise CostModelError(f"a {total:,}-byte {mode} model fits no memory level of {target.name}")
+    layers = []
+    for name, rows, cols, segs in segments:
+        int8 = layer_int8(mode, name)
+        recurrent = name in ("rnn1", "rnn2")
+        per_row = sum(segs)
+        n = (tile_bytes - 4 * len(segs)) // per_row
+        if n >= rows:
+            n = rows
+        elif n >= workers:
+            n -= n % workers
+        if n == 0:
+            raise CostModelError(f"{name}: one row ({per_row} bytes) does not fit an L1 tile of "
+                                 f"{tile_bytes} bytes")
+        macs_per_row = cols + hidden if recurrent else cols
+        tiles = []
+        for row0 in range(0, rows, n):
+            count = min(n, rows - row0)
+            split = _shares(count, workers)
+            macs = tuple(r * macs_per_row for r in split)
+            zero = (0,) * workers
+            tiles.append(Tile(count, split, macs if int8 else zero, zero if int8 else macs,
+                              sum(count * b for b in segs), len(segs)))
+        layers.append(LayerWork(
+            name=name, int8=int8, recurrent=recurrent, rows=rows, cols=cols, row_bytes=segs,
+            rows_per_tile=n, tiles=tuple(tiles), prologue=_prologue(mode, name, hidden, workers),
+            units=_shares(hidden, workers) if recurrent else (0,) * workers,
+            dots_per_row=2 if recurrent else 1, activations_per_row=1 if name == "fc2" else 0,
+            unit_activations=UNIT_ACTIVATIONS[cell] if recurrent else 0,
+            unit_elementwise=UNIT_ELEMENTWISE[cell] if recurrent else 0))
+    return FrameWork(mode, cell, hidden, workers, level, total, tuple(layers))
+
+
+def _prologue(mode: str, name: str, hidden: int, workers: int) -> tuple[int, ...]:
+    """Elementwise operations per worker before the tiles (model.c `prologue`)."""
+    ops = 0
+    width = N_BINS
+    if name == "fc0":
+        ops = 1 + (1 if layer_int8(mode, "fc0") else 0)  # input stage (+ q8)
+    elif name == "rnn1":
+        ops, width = (1 if layer_int8(mode, "rnn1") else 0), hidden
+    elif name == "fc1":
+        ops = 1 if layer_int8(mode, "rnn2") and not layer_int8(mode, "fc1") else 0
+        width = hidden
+    elif name == "fc2":
+        ops = 1 if layer_int8(mode, "fc2") else 0
+    return tuple(ops * s for s in _shares(width, workers))
+
+
+def model_work(model: Any, target: Target, level: str | None = None) -> FrameWork:
+    """`firmware_work` for a QuantizedModel."""
+    return firmware_work(model.mode, model.cell, model.hidden, target, level)
+
+
+# --- cycles ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rates:
+    """MACs per cycle per worker the firmware's loops reach, from the target's [compute]."""
+
+    int8: float
+    fp16: float
+
+    @classmethod
+    def of(cls, target: Target) -> Rates:
+        c = target.compute
+        int8 = c.int8_macs_per_cycle_per_core / c.int8_cycles_per_simd
+        # A worker issues one FPU instruction at most every workers/fpus cycles (shared FPUs).
+        fp16_issue = max(c.fp16_cycles_per_simd, target.workers / c.fpus)
+        return cls(int8, c.fp16_macs_per_cycle_per_core / fp16_issue)
+
+
+@dataclass(frozen=True)
+class Cycles:
+    """Cycles of one frame at one clock, split by where they go (they add up to `total`)."""
+
+    total: int
+    compute: float        # tile compute on the critical path (the slowest worker)
+    dma_exposed: float    # DMA time not hidden behind compute (tile 0, and DMA-bound tiles)
+    elementwise: float    # prologues and gate work
+    overhead: float       # forks, layer set-up, barriers
+    by_layer: tuple[float, ...]
+
+
+def _dma(target: Target, level: str, nbytes: int, transfers: int, freq_hz: float) -> float:
+    return transfers * target.overheads.dma_transfer_cycles + target.dma[level].cycles(nbytes, freq_hz)
+
+
+def _tile_compute(tile: Tile, layer: LayerWork, target: Target, rates: Rates) -> float:
+    c = target.compute
+    per_core = [tile.int8_macs[k] / rates.int8 + tile.fp16_macs[k] / rates.fp16
+                + tile.rows_per_core[k] * (layer.dots_per_row * c.row_cycles
+                                           + layer.activations_per_row * c.activation_cycles)
+                for k in range(len(tile.rows_per_core))]
+    return max(per_core)
+
+
+def frame_cycles(work: FrameWork, target: Target, freq_hz: float) -> Cycles:
+    """Cycles of one frame of `work` with the cluster at `freq_hz` (docs/cost-model.md)."""
+    rates, o, c = Rates.of(target), target.overheads, target.compute
+    compute = exposed = elementwise = overhead = 0.0
+    by_layer = []
+    for layer in work.layers:
+        dma = [_dma(target, work.level, t.nbytes, t.transfers, freq_hz) for t in layer.tiles]
+        comp = [_tile_compute(t, layer, target, rates) for t in layer.tiles]
+        l_overhead = o.layer_setup_cycles + o.fork_cycles + layer.barriers * o.barrier_cycles
+        l_elem = (max(layer.prologue) * c.elementwise_cycles
+                  + max(layer.units) * (layer.unit_activations * c.activation_cycles
+                                        + layer.unit_elementwise * c.elementwise_cycles))
+        l_compute = l_exposed = 0.0
+        l_exposed += dma[0]  # tile 0: copied and waited for before any row is computed
+        for t in range(len(layer.tiles)):
+            following = dma[t + 1] if t + 1 < len(layer.tiles) else 0.0
+            l_compute += comp[t]
+            l_exposed += max(0.0, following - comp[t])  # the next copy overlaps this tile's rows
+        compute, exposed, elementwise, overhead = (compute + l_compute, exposed + l_exposed,
+                                                   elementwise + l_elem, overhead + l_overhead)
+        by_layer.append(l_compute + l_exposed + l_elem + l_overhead)
+    total = math.ceil(compute + exposed + elementwise + overhead - 1e-9)
+    return Cycles(total, compute, exposed, elementwise, overhead, tuple(by_layer))
+
+
+def counters_cycles(counters: FrameCounters, work: FrameWork, target: Target, freq_hz: float) -> Cycles:
+    """Cycles from a device's counters alone, for counters that do not match the schedule.
+
+    The frame as one layer: the slowest worker's MACs against all DMA, overlapped; plus forks,
+    barriers, transfers and the schedule's elementwise work. Used only when a device runs
+    other firmware than this repository's (reports say so: `counters_match_schedule`).
+    """
+    rates, o = Rates.of(target), target.overheads
+    mac = max(i / rates.int8 + f / rates.fp16 for i, f in zip(counters.int8_macs, counters.fp16_macs,
+                                                                 strict=True))
+    dma = counters.dma_transfers * o.dma_transfer_cycles + sum(
+        target.dma[level].cycles(n, freq_hz) for level, n in zip(MEMORY_LEVELS, counters.l1_bytes_from,
+                                                                strict=True))
+    scheduled = frame_cycles(work, target, freq_hz)
+    overhead = (counters.forks * (o.fork_cycles + o.layer_setup_cycles)
+                + counters.barrier_waits / max(len(counters.int8_macs), 1) * o.barrier_cycles)
+    total = math.ceil(max(mac, dma) + scheduled.elementwise + overhead - 1e-9)
+    return Cycles(total, mac, max(0.0, dma - mac), scheduled.elementwise, overhead, ())
+
+
+def ideal_cycles(work: FrameWork, target: Target) -> float:
+    """The physical limit: int8 MACs / (workers x peak) + fp16 MACs / (workers x shared peak)."""
+    macs = work.macs
+    return (macs["int8"] / (target.workers * target.compute.int8_macs_per_cycle_per_core)
+            + macs["fp16"] / (target.workers * target.fp16_macs_per_cycle_shared()))
+
+
+# --- one frame at one operating point ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class PointCost:
+    """One frame at one operating point."""
+
+    cycles: int
+    compute_s: float
+    latency_s: float
+    meets: bool
+    energy_uj: float      # active energy of the frame + energy of the weight bytes read
+    power_mw: float       # average over the hop (active while computing, idle the rest)
+
+
+def point_cost(cycles: int, point: OperatingPoint, target: Target, l1_bytes_from: tuple[int, int, int],
+               link_s: float = 0.0, hop_s: float | None = None) -> PointCost:
+    """Latency, deadline and power of a frame of `cycles` at `point`."""
+    from streamer.engine import DEADLINE_S
+
+    hop = DEADLINE_S if hop_s is None else hop_s
+    compute_s = cycles / point.freq_hz
+    latency = compute_s + link_s
+    memory_uj = (l1_bytes_from[1] * target.mram_pj_per_byte + l1_bytes_from[2] * target.l3_pj_per_byte) * 1e-6
+    active_uj = point.active_mw * compute_s * 1e3
+    idle_uj = point.idle_mw * max(hop - compute_s, 0.0) * 1e3
+    window_ms = max(hop, compute_s) * 1e3
+    return PointCost(cycles, compute_s, latency, latency <= hop * (1 + DEADLINE_TOLERANCE),
+                     active_uj + memory_uj, (active_uj + memory_uj + idle_uj) / window_ms)
+
+
+# --- per-frame observer and the report rows ----------------------------------------------------
+
+@dataclass
+class TargetRecord:
+    """Per-frame cycles at each operating point of one stream (picklable: eval workers send it)."""
+
+    points: tuple[OperatingPoint, ...]
+    cycles: list[list[int] | None] = field(default_factory=list)  # per frame; None: no counters
+    level: str | None = None
+    l1_bytes_from: tuple[int, int, int] = (0, 0, 0)
+    link_s: float = 0.0
+    counters_mismatch_frames: int = 0
+    work: dict[str, Any] = field(default_factory=dict)
+
+    def extend(self, other: TargetRecord) -> None:
+        self.cycles += other.cycles
+        self.counters_mismatch_frames += other.counters_mismatch_frames
+
+
+def link_seconds(baud: int | None, workers: int) -> float:
+    """Time on the wire per frame at `baud` (request in, then mask and counters out): 0 without one."""
+    if not baud:
+        return 0.0
+    from streamer.backends.link import BITS_PER_BYTE
+    from streamer.link.protocol import frame_bytes
+
+    up, down = frame_bytes(workers)
+    return (up + down) * BITS_PER_BYTE / baud
+
+
+class TargetTiming:
+    """Frame observer: the target cost of every frame at each operating point.
+
+    On the emulator the counters are computed from the model and the firmware's tiling (they
+    do not depend on the data); on a device backend they are the device's own, per frame, and
+    a frame the link lost counts as a miss at every voltage. `report_fields()` gives the live
+    report its `operating_points`; `record()` the replay/eval report's.
+    """
+
+    def __init__(self, target: Target, points: tuple[OperatingPoint, ...], backend: Any,
+                 baud: int | None = None) -> None:
+        self.target, self.points, self.backend = target, points, backend
+        self.device = _device_of(backend)
+        self.work = _backend_work(backend, self.device, target)
+        if baud is None and self.device is not None:
+            baud = getattr(self.device, "baud", None)
+        self.baud = baud
+        self.record_ = TargetRecord(points, level=self.work.level,
+                                    l1_bytes_from=self.work.counters().l1_bytes_from,
+                                    link_s=link_seconds(baud, target.workers),
+                                    work=work_summary(self.work, target))
+        self._expected = self.work.counters()
+        self._scheduled = [frame_cycles(self.work, target, p.freq_hz).total for p in points]
+        self.last: list[int] | None = None
+
+    def __call__(self, event: Any) -> None:
+        cycles: list[int] | None = self._scheduled
+        if self.device is not None:
+            counters = None if self.device.last_failed else self.device.last_counters
+            if counters is None:
+                cycles = None
+            else:
+                measured = FrameCounters.from_link(counters)
+                if measured != self._expected:
+                    self.record_.counters_mismatch_frames += 1
+                    cycles = [counters_cycles(measured, self.work, self.target, p.freq_hz).total
+                              for p in self.points]
+        self.last = cycles
+        self.record_.cycles.append(cycles)
+
+    def log_fields(self) -> dict[str, Any]:
+        """The last frame's cycles and pass/fail per voltage, for the per-frame log."""
+        if self.last is None:
+            return {"target_cycles": None, "target_meets": {f"{p.voltage:g}": False for p in self.points}}
+        return {"target_cycles": {f"{p.voltage:g}": c for p, c in zip(self.points, self.last, strict=True)},
+                "target_meets": {f"{p.voltage:g}": point_cost(c, p, self.target, self.record_.l1_bytes_from,
+                                                              self.record_.link_s).meets
+                                 for p, c in zip(self.points, self.last, strict=True)}}
+
+    def record(self) -> TargetRecord:
+        return self.record_
+
+    def report_fields(self) -> dict[str, Any]:
+        return target_fields(self.record_, self.target)
+
+
+def _device_of(backend: Any) -> Any:
+    """The LinkBackend behind `backend` (itself, or the device a VerifyingBackend wraps), or None."""
+    for candidate in (backend, getattr(backend, "device", None)):
+        if candidate is not None and hasattr(candidate, "last_counters") and hasattr(candidate, "model_info"):
+            return candidate
+    return None
+
+
+def _backend_work(backend: Any, device: Any, target: Target) -> FrameWork:
+    if device is not None:
+        info = device.model_info
+        return firmware_work(info.mode, info.cell, info.hidden, target, info.weights_level)
+    network = getattr(backend, "network", None)
+    model = getattr(network, "model", None)
+    if model is None or getattr(model, "mode", "fp32") not in ("fp16", "int8", "mixed"):
+        raise CostModelError("fp32 does not run on the target: pass --quant fp16, int8 or mixed "
+                             "for target timing")
+    return model_work(model, target)
+
+
+def work_summary(work: FrameWork, target: Target) -> dict[str, Any]:
+    macs = work.macs
+    return {"mode": work.mode, "cell": work.cell, "hidden": work.hidden, "workers": work.workers,
+            "blob_bytes": work.blob_bytes, "weights_memory": work.level,
+            "macs_int8": macs["int8"], "macs_fp16": macs["fp16"],
+            "ideal_cycles": round(ideal_cycles(work, target), 1),
+            "tiles": {layer.name: len(layer.tiles) for layer in work.layers},
+            "counters": work.counters().as_dict()}
+
+
+def summarise(record: TargetRecord, target: Target) -> list[dict[str, Any]]:
+    """One row per operating point: frames, misses, p99/worst cycles and latency, slack, power."""
+    from streamer.engine import DEADLINE_S
+
+    rows = []
+    frames = len(record.cycles)
+    ideal = record.work.get("ideal_cycles")
+    for i, point in enumerate(record.points):
+        known = [c[i] for c in record.cycles if c is not None]
+        lost = frames - len(known)
+        costs = [point_cost(c, point, target, record.l1_bytes_from, record.link_s) for c in known]
+        misses = lost + sum(not c.meets for c in costs)
+        cycles = np.array(known, dtype=np.float64)
+        latency = np.array([c.latency_s for c in costs])
+        p99 = float(np.percentile(cycles, 99, method="higher")) if known else None
+        worst_s = float(latency.max()) if known else None
+        rows.append({
+            "voltage": point.voltage,
+            "freq_mhz": point.freq_mhz,
+            "frames": frames,
+            "cycles_p99": None if p99 is None else int(p99),
+            "cycles_max": int(cycles.max()) if known else None,
+            "latency_ms_p99": None if not known else
+            round(float(np.percentile(latency, 99, method="higher")) * 1e3, 4),
+            "latency_ms_max": None if worst_s is None else round(worst_s * 1e3, 4),
+            "link_ms": round(record.link_s * 1e3, 4),
+            "slack_ms": None if worst_s is None else round((DEADLINE_S - worst_s) * 1e3, 4),
+            "deadline_misses": misses,
+            "frames_lost": lost,
+            "meets_deadline": frames > 0 and misses == 0,
+            "power_mw": round(float(np.mean([c.power_mw for c in costs])), 3) if known else None,
+            "power_active_mw": point.active_mw,
+            "energy_uj_per_frame": round(float(np.mean([c.energy_uj for c in costs])), 3) if known else None,
+            "weights_memory": record.level,
+            "ideal_cycles": ideal,
+            "cycles_to_ideal": None if p99 is None or not ideal else round(p99 / ideal, 2),
+        })
+    return rows
+
+
+def lowest_feasible(rows: list[dict[str, Any]]) -> float | None:
+    feasible = [r["voltage"] for r in rows if r["meets_deadline"]]
+    return min(feasible) if feasible else None
+
+
+def target_fields(record: TargetRecord | None, target: Target | None) -> dict[str, Any]:
+    """The report keys: operating_points, lowest_feasible_voltage, target (facts of the model)."""
+    if record is None or target is None:
+        return {}
+    rows = summarise(record, target)
+    return {"operating_points": rows, "lowest_feasible_voltage": lowest_feasible(rows),
+            "target": {"name": target.name, "file": target.source, **record.work,
+                       "link_ms_per_frame": round(record.link_s * 1e3, 4),
+                       "counters_mismatch_frames": record.counters_mismatch_frames}}
