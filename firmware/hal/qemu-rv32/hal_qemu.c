@@ -1,6 +1,8 @@
 /* hal_qemu.c - the HAL for QEMU `virt` (RV32IMAFC, -smp 9 -bios none): hart 0 is the
  * controller, harts 1..8 the cluster workers; the 16550 UART is the byte transport, the
- * CLINT gives the timer (mtime, 10 MHz) and the inter-hart interrupts, DMA is memcpy.
+ * CLINT gives the timer (mtime, 10 MHz) and the inter-hart interrupts, DMA is a copy done
+ * by hart 0 while the workers compute, and
+ * per-hart retired instructions come from instret_plugin.c (QEMU's minstret counts time).
  *
  * Nothing spins for long: a waiting hart sleeps in WFI and is woken by a software interrupt
  * (CLINT msip) from the hart it waits for, the controller waiting for bytes sleeps until the
@@ -41,6 +43,11 @@
 #define PLIC_THRESHOLD_M(h) (*(volatile uint32_t *)(PLIC + 0x200000u + 0x2000u * (h)))
 #define PLIC_CLAIM_M(h) (*(volatile uint32_t *)(PLIC + 0x200004u + 0x2000u * (h)))
 
+/* The per-hart instruction counters that instret_plugin.c keeps in the last page of RAM
+ * (link.ld leaves it out of the firmware): u32 magic "ICNT", u32 harts, u64 count[harts]. */
+#define ICNT_PAGE 0x87fff000u
+#define ICNT_MAGIC 0x544e4349u
+
 #define MIE_MSIE (1u << 3)
 #define MIE_MTIE (1u << 7)
 #define MIE_MEIE (1u << 11)
@@ -75,15 +82,18 @@ const char *hal_target_name(void) { return "qemu-rv32"; }
 
 static inline void wfi(void) { __asm__ volatile("wfi" ::: "memory"); }
 
-/* The 64-bit counter from two 32-bit halves: re-read if the high half moved in between. */
-static uint64_t read_minstret(void)
+/* Retired instructions of the calling hart. QEMU's minstret is no such counter (without
+ * -icount it returns the host's time-stamp counter; with it, one count for all harts), so
+ * the count comes from instret_plugin.c's page when the launcher loaded the plugin, and is
+ * 0 ("no counter", as protocol.md allows) when it did not. Only this hart's thread writes
+ * its slot, between blocks, so the two 32-bit loads cannot straddle an update. */
+static int icnt_present; /* set by hart 0 in hal_init, before the first fork */
+
+static uint64_t own_instret(unsigned hart)
 {
-    uint32_t hi, lo;
-    do {
-        hi = csr_read(minstreth);
-        lo = csr_read(minstret);
-    } while (hi != csr_read(minstreth));
-    return (uint64_t)hi << 32 | lo;
+    const volatile uint32_t *page = (const volatile uint32_t *)ICNT_PAGE;
+    if (!icnt_present) return 0;
+    return (uint64_t)page[2 + 2 * hart + 1] << 32 | page[2 + 2 * hart];
 }
 
 static uint64_t mtime(void)
@@ -107,16 +117,51 @@ static void set_mtimecmp(unsigned hart, uint64_t t)
 uint32_t hal_timer_ticks(void) { return CLINT_MTIME_LO; }
 uint32_t hal_timer_hz(void) { return MTIME_HZ; }
 
-/* ---- DMA: a synchronous copy (QEMU virt has no DMA engine); the id only orders waits ----- */
-static hal_dma_id dma_next;
+/* ---- DMA: the controller hart plays the DMA engine ------------------------------------------
+ * QEMU virt has no DMA engine. Worker 0 issues every transfer (model.c); if it copied them
+ * itself, its instruction count would carry all the weight traffic and the workers' counts
+ * would no longer show how the compute splits. So transfers go into a ring that hart 0,
+ * idle in the fork's join anyway, copies from: the copy overlaps the workers' compute as the
+ * real DMA does, and hart 0's count includes the copies. */
+#define DMA_RING 16u
+typedef struct { void *dst; const void *src; size_t bytes; } dma_desc;
+static dma_desc dma_ring[DMA_RING];
+static uint32_t dma_issued, dma_done; /* transfers issued (worker 0) / completed (hart 0) */
+
+static void wake(unsigned hart);
 
 hal_dma_id hal_dma_copy_async(void *dst, const void *src, size_t bytes)
 {
-    memcpy(dst, src, bytes);
-    return ++dma_next;
+    uint32_t id = dma_issued; /* only worker 0 writes it */
+    while (id - __atomic_load_n(&dma_done, __ATOMIC_ACQUIRE) >= DMA_RING) /* ring full: rare */
+        __asm__ volatile("" ::: "memory");
+    dma_ring[id % DMA_RING] = (dma_desc){dst, src, bytes};
+    __atomic_store_n(&dma_issued, id + 1u, __ATOMIC_RELEASE);
+    wake(0);
+    return id + 1u;
 }
 
-void hal_dma_wait(hal_dma_id id) { (void)id; }
+void hal_dma_wait(hal_dma_id id)
+{
+    for (;;) { /* only worker 0 (hart 1) issues and waits */
+        CLINT_MSIP(1) = 0;
+        __sync_synchronize();
+        if ((int32_t)(__atomic_load_n(&dma_done, __ATOMIC_ACQUIRE) - id) >= 0) return;
+        __asm__ volatile("wfi" ::: "memory");
+    }
+}
+
+/* Hart 0: copy every issued transfer, waking worker 0 after each. */
+static void dma_serve(void)
+{
+    uint32_t done = dma_done;
+    while (done != __atomic_load_n(&dma_issued, __ATOMIC_ACQUIRE)) {
+        const dma_desc *d = &dma_ring[done % DMA_RING];
+        memcpy(d->dst, d->src, d->bytes);
+        __atomic_store_n(&dma_done, ++done, __ATOMIC_RELEASE);
+        wake(1);
+    }
+}
 
 /* ---- cluster: fork/join and barrier over AMOs, waiting in WFI, woken by CLINT msip -------- */
 static volatile hal_task_fn fork_fn;
@@ -125,7 +170,7 @@ static uint32_t fork_gen;      /* bumped by each fork: a worker runs once per ne
 static uint32_t fork_done;     /* workers finished with the current fork */
 static uint32_t bar_count;     /* arrivals at the current barrier */
 static uint32_t bar_gen;       /* bumped by the last arrival: releases the others */
-/* Each worker's minstret at the end of its last task: the controller cannot read another
+/* Each worker's instruction count at the end of its last task: the controller cannot read another
  * hart's counter, so workers publish theirs before joining. */
 static volatile uint64_t worker_instret[TDN_WORKERS];
 
@@ -154,9 +199,10 @@ void hal_cluster_fork(hal_task_fn fn, void *arg)
     __atomic_store_n(&fork_done, 0, __ATOMIC_RELAXED);
     __atomic_fetch_add(&fork_gen, 1, __ATOMIC_RELEASE);
     for (unsigned h = 1; h <= TDN_WORKERS; h++) wake(h);
-    for (;;) { /* join: the last worker to finish wakes the controller */
+    for (;;) { /* join: the last worker to finish wakes the controller; so does each DMA */
         CLINT_MSIP(0) = 0;
         __sync_synchronize();
+        dma_serve();
         if (__atomic_load_n(&fork_done, __ATOMIC_ACQUIRE) == TDN_WORKERS) return;
         wfi();
     }
@@ -175,7 +221,7 @@ void hal_cluster_barrier(unsigned core)
     }
 }
 
-/* Harts 1..8 (start.S): wait for a fork, run the task, publish minstret, join. */
+/* Harts 1..8 (start.S): wait for a fork, run the task, publish the instruction count, join. */
 void hal_worker_entry(unsigned hart)
 {
     uint32_t seen = 0;
@@ -184,14 +230,14 @@ void hal_worker_entry(unsigned hart)
         wait_change(&fork_gen, seen, hart);
         seen = __atomic_load_n(&fork_gen, __ATOMIC_ACQUIRE);
         fork_fn(hart - 1, fork_arg);
-        worker_instret[hart - 1] = read_minstret();
+        worker_instret[hart - 1] = own_instret(hart);
         if (__atomic_add_fetch(&fork_done, 1, __ATOMIC_ACQ_REL) == TDN_WORKERS) wake(0);
     }
 }
 
 uint64_t hal_instret(unsigned hart)
 {
-    if (hart == 0) return read_minstret();
+    if (hart == 0) return own_instret(0);
     return hart <= TDN_WORKERS ? worker_instret[hart - 1] : 0;
 }
 
@@ -261,6 +307,8 @@ int hal_init(int argc, char **argv)
     PLIC_ENABLE_M(0) = 1u << UART_IRQ;
     PLIC_THRESHOLD_M(0) = 0;
     set_mtimecmp(0, UINT64_MAX);
+    icnt_present = ((const volatile uint32_t *)ICNT_PAGE)[0] == ICNT_MAGIC &&
+                   ((const volatile uint32_t *)ICNT_PAGE)[1] > TDN_WORKERS;
     csr_write(mie, MIE_MSIE | MIE_MTIE | MIE_MEIE);
     return 0;
 }
