@@ -180,6 +180,18 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                              "whose masks differ by even one bit (report: verify_mismatched_frames)")
 
 
+_VOLTAGES_HELP = ("operating points to check every frame at, volts, comma-separated, e.g. "
+                  "0.65,0.70,0.75,0.80 (default: all points of the target)")
+_TARGET_HELP = ("target description (TOML) for the cost model: cores, SIMD widths, memories, DMA, "
+                "overheads, operating points and power (default: the packaged GAP9 target; "
+                "docs/cost-model.md)")
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", metavar="TARGET.toml", help=_TARGET_HELP)
+    parser.add_argument("--voltages", metavar="V,V,...", help=_VOLTAGES_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="streamer", description=_TOP_DESCRIPTION, epilog=_TOP_EPILOG,
                      formatter_class=_FORMATTER)
@@ -201,9 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--report", metavar="REPORT.json",
                         help="write the report as JSON: model, backend, quant, frames, pesq_wb, "
                              "stoi, host_ms {p50, p99, max}, deadline_ms, host_deadline_misses, "
-                             "realtime_factor, input facts")
+                             "realtime_factor, input facts, operating_points, "
+                             "lowest_feasible_voltage")
     replay.add_argument("--log", metavar="FRAMES.jsonl",
-                        help="write one JSON line per frame: frame, host_ms, deadline_miss")
+                        help="write one JSON line per frame: frame, host_ms, deadline_miss, "
+                             "target_cycles and target_meets per voltage")
+    _add_target_options(replay)
     replay.set_defaults(func=_cmd_replay)
 
     evaluate = commands.add_parser(
@@ -221,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "(default: write no audio)")
     evaluate.add_argument("--jobs", type=_positive_int, metavar="N",
                           help="worker processes (default: min(2, CPU count))")
+    _add_target_options(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
 
     quantize = commands.add_parser(
@@ -301,7 +317,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     with _progress_bar("enhancing", sys.stderr.isatty()) as progress:
         result = replay(args.noisy, out=args.out, clean=args.clean, model=args.model,
                         backend=args.backend, quant=args.quant, report=args.report, log=args.log,
-                        progress=progress, verify=args.verify)
+                        progress=progress, verify=args.verify, target=args.target,
+                        voltages=args.voltages)
     print(replay_summary(replay_report(result)))
     for path, what in ((args.report, "report"), (args.log, "frame log")):
         if path:
@@ -315,7 +332,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from streamer.evaluate import evaluate
-    from streamer.report import eval_report, eval_table
+    from streamer.report import eval_report, eval_table, target_lines
 
     interactive = sys.stderr.isatty()
 
@@ -343,8 +360,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
         result = evaluate(args.noisy, args.clean, model=args.model, backend=args.backend,
                           quant=args.quant, out_dir=args.out_dir, jobs=args.jobs, verify=args.verify,
-                          report=args.report, csv=args.csv, on_pairing=on_pairing, on_file=on_file)
-    Console().print(eval_table(eval_report(result)))
+                          report=args.report, csv=args.csv, on_pairing=on_pairing, on_file=on_file,
+                          target=args.target, voltages=args.voltages)
+    data = eval_report(result)
+    Console().print(eval_table(data))
+    for line in target_lines(data):
+        print(line)
     for path, what in ((args.report, "report"), (args.csv, "csv"), (args.out_dir, "audio")):
         if path:
             print(f"{what:<7} {path}")

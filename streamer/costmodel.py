@@ -396,10 +396,30 @@ def point_cost(cycles: int, point: OperatingPoint, target: Target, l1_bytes_from
 
 # --- per-frame observer and the report rows ----------------------------------------------------
 
+@dataclass(frozen=True)
+class TimingSpec:
+    """What to model: a target, the operating points to check, the link's baud rate (if any)."""
+
+    target: Target
+    points: tuple[OperatingPoint, ...]
+    baud: int | None = None
+
+    @classmethod
+    def load(cls, path: Any = None, voltages: Any = None, baud: int | None = None) -> TimingSpec:
+        """From `--target` and `--voltages` (None: the packaged GAP9 target, all its points)."""
+        from streamer.target import parse_voltages, read_target
+
+        target = read_target(path)
+        chosen = parse_voltages(voltages) if voltages is None or isinstance(voltages, str) else [
+            float(v) for v in voltages]
+        return cls(target, target.select(chosen), baud)
+
+
 @dataclass
 class TargetRecord:
     """Per-frame cycles at each operating point of one stream (picklable: eval workers send it)."""
 
+    target: Target
     points: tuple[OperatingPoint, ...]
     cycles: list[list[int] | None] = field(default_factory=list)  # per frame; None: no counters
     level: str | None = None
@@ -408,9 +428,18 @@ class TargetRecord:
     counters_mismatch_frames: int = 0
     work: dict[str, Any] = field(default_factory=dict)
 
-    def extend(self, other: TargetRecord) -> None:
-        self.cycles += other.cycles
-        self.counters_mismatch_frames += other.counters_mismatch_frames
+    @classmethod
+    def pooled(cls, records: list[TargetRecord]) -> TargetRecord | None:
+        """Several streams of the same model and target as one (eval: every file's frames)."""
+        if not records:
+            return None
+        first = records[0]
+        out = cls(first.target, first.points, [], first.level, first.l1_bytes_from, first.link_s, 0,
+                  first.work)
+        for record in records:
+            out.cycles += record.cycles
+            out.counters_mismatch_frames += record.counters_mismatch_frames
+        return out
 
 
 def link_seconds(baud: int | None, workers: int) -> float:
@@ -433,15 +462,15 @@ class TargetTiming:
     report its `operating_points`; `record()` the replay/eval report's.
     """
 
-    def __init__(self, target: Target, points: tuple[OperatingPoint, ...], backend: Any,
-                 baud: int | None = None) -> None:
+    def __init__(self, spec: TimingSpec, backend: Any) -> None:
+        target, points, baud = spec.target, spec.points, spec.baud
         self.target, self.points, self.backend = target, points, backend
         self.device = _device_of(backend)
         self.work = _backend_work(backend, self.device, target)
         if baud is None and self.device is not None:
             baud = getattr(self.device, "baud", None)
         self.baud = baud
-        self.record_ = TargetRecord(points, level=self.work.level,
+        self.record_ = TargetRecord(target, points, level=self.work.level,
                                     l1_bytes_from=self.work.counters().l1_bytes_from,
                                     link_s=link_seconds(baud, target.workers),
                                     work=work_summary(self.work, target))
@@ -477,7 +506,7 @@ class TargetTiming:
         return self.record_
 
     def report_fields(self) -> dict[str, Any]:
-        return target_fields(self.record_, self.target)
+        return target_fields(self.record_)
 
 
 def _device_of(backend: Any) -> Any:
@@ -510,41 +539,45 @@ def work_summary(work: FrameWork, target: Target) -> dict[str, Any]:
             "counters": work.counters().as_dict()}
 
 
-def summarise(record: TargetRecord, target: Target) -> list[dict[str, Any]]:
+def summarise(record: TargetRecord) -> list[dict[str, Any]]:
     """One row per operating point: frames, misses, p99/worst cycles and latency, slack, power."""
     from streamer.engine import DEADLINE_S
 
-    rows = []
+    target, hop = record.target, DEADLINE_S
     frames = len(record.cycles)
+    known = np.array([c for c in record.cycles if c is not None], dtype=np.float64)
+    known = known.reshape(-1, len(record.points))
+    lost = frames - len(known)
     ideal = record.work.get("ideal_cycles")
+    memory_uj = (record.l1_bytes_from[1] * target.mram_pj_per_byte
+                 + record.l1_bytes_from[2] * target.l3_pj_per_byte) * 1e-6
+    rows = []
     for i, point in enumerate(record.points):
-        known = [c[i] for c in record.cycles if c is not None]
-        lost = frames - len(known)
-        costs = [point_cost(c, point, target, record.l1_bytes_from, record.link_s) for c in known]
-        misses = lost + sum(not c.meets for c in costs)
-        cycles = np.array(known, dtype=np.float64)
-        latency = np.array([c.latency_s for c in costs])
-        p99 = float(np.percentile(cycles, 99, method="higher")) if known else None
-        worst_s = float(latency.max()) if known else None
+        cycles = known[:, i]
+        compute_s = cycles / point.freq_hz
+        latency = compute_s + record.link_s
+        misses = lost + int(np.count_nonzero(latency > hop * (1 + DEADLINE_TOLERANCE)))
+        energy = point.active_mw * compute_s * 1e3 + memory_uj
+        power = (energy + point.idle_mw * np.maximum(hop - compute_s, 0.0) * 1e3) / (
+            np.maximum(hop, compute_s) * 1e3)
+        some = len(cycles) > 0
+        p99 = float(np.percentile(cycles, 99, method="higher")) if some else None
+        worst = float(latency.max()) if some else None
         rows.append({
             "voltage": point.voltage,
             "freq_mhz": point.freq_mhz,
             "frames": frames,
             "cycles_p99": None if p99 is None else int(p99),
-            "cycles_max": int(cycles.max()) if known else None,
-            "latency_ms_p99": None if not known else
-            round(float(np.percentile(latency, 99, method="higher")) * 1e3, 4),
-            "latency_ms_max": None if worst_s is None else round(worst_s * 1e3, 4),
-            "link_ms": round(record.link_s * 1e3, 4),
-            "slack_ms": None if worst_s is None else round((DEADLINE_S - worst_s) * 1e3, 4),
+            "latency_ms_p99": round(float(np.percentile(latency, 99, method="higher")) * 1e3, 4)
+            if some else None,
+            "latency_ms_max": None if worst is None else round(worst * 1e3, 4),
+            "slack_ms": None if worst is None else round((hop - worst) * 1e3, 4),
             "deadline_misses": misses,
-            "frames_lost": lost,
             "meets_deadline": frames > 0 and misses == 0,
-            "power_mw": round(float(np.mean([c.power_mw for c in costs])), 3) if known else None,
+            "power_mw": round(float(power.mean()), 3) if some else None,
             "power_active_mw": point.active_mw,
-            "energy_uj_per_frame": round(float(np.mean([c.energy_uj for c in costs])), 3) if known else None,
+            "energy_uj_per_frame": round(float(energy.mean()), 3) if some else None,
             "weights_memory": record.level,
-            "ideal_cycles": ideal,
             "cycles_to_ideal": None if p99 is None or not ideal else round(p99 / ideal, 2),
         })
     return rows
@@ -555,12 +588,13 @@ def lowest_feasible(rows: list[dict[str, Any]]) -> float | None:
     return min(feasible) if feasible else None
 
 
-def target_fields(record: TargetRecord | None, target: Target | None) -> dict[str, Any]:
+def target_fields(record: TargetRecord | None) -> dict[str, Any]:
     """The report keys: operating_points, lowest_feasible_voltage, target (facts of the model)."""
-    if record is None or target is None:
+    if record is None:
         return {}
-    rows = summarise(record, target)
+    rows = summarise(record)
+    lost = sum(1 for c in record.cycles if c is None)
     return {"operating_points": rows, "lowest_feasible_voltage": lowest_feasible(rows),
-            "target": {"name": target.name, "file": target.source, **record.work,
-                       "link_ms_per_frame": round(record.link_s * 1e3, 4),
+            "target": {"name": record.target.name, "file": record.target.source, **record.work,
+                       "link_ms_per_frame": round(record.link_s * 1e3, 4), "frames_lost": lost,
                        "counters_mismatch_frames": record.counters_mismatch_frames}}

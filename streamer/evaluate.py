@@ -83,25 +83,27 @@ def pair_files(noisy_dir: str | Path, clean_dir: str | Path) -> Pairing:
 class _Runner:
     """One loaded model and open backend, reused for every file a process evaluates."""
 
-    def __init__(self, loaded: LoadedModel, backend: str, quant: str | None, verify: bool = False) -> None:
-        self.backend_spec, self.quant = backend, quant
+    def __init__(self, loaded: LoadedModel, backend: str, quant: str | None, verify: bool = False,
+                 timing: Any = None) -> None:
+        self.backend_spec, self.quant, self.timing = backend, quant, timing
         self.model_info = loaded.info()
         self.backend: Backend = open_backend(backend, loaded.params, quant, verify=verify)
 
     def run(self, noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
         return enhance_file(noisy, self.backend, model_info=self.model_info,
-                            backend_spec=self.backend_spec, quant=self.quant, clean=clean, out=out)
+                            backend_spec=self.backend_spec, quant=self.quant, clean=clean, out=out,
+                            timing=self.timing)
 
 
 _worker_runner: _Runner | None = None
 
 
-def _init_worker(model: Path | None, backend: str, quant: str | None, verify: bool) -> None:
+def _init_worker(model: Path | None, backend: str, quant: str | None, verify: bool, timing: Any) -> None:
     global _worker_runner
     # Ctrl-C reaches the whole process group; the parent handles it (reports what finished,
     # then stops the workers), so a worker neither dies mid-answer nor prints a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_runner = _Runner(load(model), backend, quant, verify)
+    _worker_runner = _Runner(load(model), backend, quant, verify, timing)
 
 
 def _run_in_worker(noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
@@ -119,7 +121,8 @@ def _check_out_dir(out_dir: Path, noisy_dir: Path, clean_dir: Path) -> None:
 def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
              model: str | Path | LoadedModel | None = None, backend: str = "emulator",
              quant: str | None = None, out_dir: str | Path | None = None, jobs: int | None = None,
-             verify: bool = False,
+             verify: bool = False, target: str | Path | None = None,
+             voltages: str | list[float] | None = None,
              report: str | Path | None = None, csv: str | Path | None = None,
              on_pairing: Callable[[Pairing], None] | None = None,
              on_file: FileCallback | None = None) -> EvalResult:
@@ -129,9 +132,13 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     report to `report` and the CSV to `csv`. `on_pairing` sees the pairing before any work
     (to warn about unpaired names); `on_file(result, done, total)` runs as each file finishes.
     On Ctrl-C the reports of the files finished so far are written, marked incomplete, and
-    KeyboardInterrupt propagates.
+    KeyboardInterrupt propagates. Every frame is costed on the target (`target`, default GAP9)
+    at each operating point (`voltages`, default all), as in `replay`.
     """
+    from streamer.costmodel import TimingSpec
     from streamer.report import eval_report, write_csv, write_json
+
+    timing = TimingSpec.load(target, voltages)
 
     noisy_dir, clean_dir = Path(noisy_dir), Path(clean_dir)
     pairing = pair_files(noisy_dir, clean_dir)
@@ -154,7 +161,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     # Load and open in this process first: a bad model or backend is one clear error here,
     # not a broken worker pool.
     loaded = model if isinstance(model, LoadedModel) else load(model)
-    runner = _Runner(loaded, backend, quant, verify)
+    runner = _Runner(loaded, backend, quant, verify, timing)
     result = EvalResult(noisy_dir=noisy_dir, clean_dir=clean_dir, out_dir=out_path,
                         model=runner.model_info, backend=backend, quant=quant,
                         backend_info=runner.backend.describe(), jobs=jobs, files=[],
@@ -181,7 +188,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
             for task in tasks:
                 finished(runner.run(*task))
         else:
-            _run_pool(tasks, loaded.path, backend, quant, verify, jobs, finished)
+            _run_pool(tasks, loaded.path, backend, quant, verify, timing, jobs, finished)
         write_reports()
     except KeyboardInterrupt:
         result.complete = False
@@ -193,12 +200,12 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
 
 
 def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, backend: str,
-              quant: str | None, verify: bool, jobs: int,
+              quant: str | None, verify: bool, timing: Any, jobs: int,
               finished: Callable[[ReplayResult], None]) -> None:
     # spawn, not fork: the parent may have a progress-bar thread running, and forking a
     # threaded process can deadlock.
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                               initializer=_init_worker, initargs=(model, backend, quant, verify))
+                               initializer=_init_worker, initargs=(model, backend, quant, verify, timing))
     try:
         # Workers inherit this process's environment, so the single-threaded BLAS that
         # `import streamer` sets up applies to them too.

@@ -80,6 +80,9 @@ class ReplayResult:
     noisy_quality: Quality | None = None
     warnings: list[str] = field(default_factory=list)
     sample_rate_out: int = SAMPLE_RATE
+    # Target timing (streamer.costmodel.TargetRecord) per frame, or why there is none.
+    target: Any = None
+    target_note: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -148,8 +151,12 @@ def _as_audio(source: str | Path | Audio, what: str) -> Audio:
 def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dict[str, Any],
                  backend_spec: str, quant: str | None, clean: str | Path | Audio | None = None,
                  out: str | Path | None = None, observers: Sequence[FrameObserver] = (),
-                 progress: Progress | None = None, score_noisy: bool = True) -> ReplayResult:
+                 progress: Progress | None = None, score_noisy: bool = True,
+                 timing: Any = None) -> ReplayResult:
     """Enhance one file with an open backend (reset first), write it, score it, time it.
+
+    `timing` (a `costmodel.TimingSpec`, or a `TargetTiming` already watching `backend`) adds
+    the target cycles of every frame at each operating point (`result.target`).
 
     `noisy` and `clean` are paths or already-read `Audio`. `out=None` writes no audio. With
     `clean`, the enhanced (and, with `score_noisy`, the unprocessed) signal is scored; a metric
@@ -162,7 +169,8 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
 
     backend.reset()
     timer = HostTimer()
-    denoiser = Denoiser(backend, [timer, *observers])
+    target_timing, target_note = target_observer(timing, backend)
+    denoiser = Denoiser(backend, [timer, *([target_timing] if target_timing else []), *observers])
     start = time.perf_counter()
     enhanced = enhance_signal(denoiser, noisy_audio.samples, progress)
     wall_s = time.perf_counter() - start
@@ -177,7 +185,8 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         model=model_info, backend=backend_spec, quant=quant, backend_info=backend.describe(),
         sample_rate_in=noisy_audio.source_rate, channels_in=noisy_audio.source_channels,
         subtype_in=noisy_audio.source_subtype, samples=len(noisy_audio), host_s=timer.seconds(),
-        wall_s=wall_s)
+        wall_s=wall_s, target=None if target_timing is None else target_timing.record(),
+        target_note=target_note)
     if clean_audio is not None:
         result.enhanced_quality = quality(clean_audio.samples, enhanced)
         result.warnings += result.enhanced_quality.warnings
@@ -186,19 +195,37 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
     return result
 
 
+def target_observer(timing: Any, backend: Backend) -> tuple[Any, str | None]:
+    """(TargetTiming watching `backend`, None), or (None, why not) -- fp32 has no target cost."""
+    if timing is None:
+        return None, None
+    from streamer.costmodel import CostModelError, TargetTiming, TimingSpec
+
+    if not isinstance(timing, TimingSpec):
+        return timing, None
+    try:
+        return TargetTiming(timing, backend), None
+    except CostModelError as error:
+        return None, str(error)
+
+
 def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
            clean: str | Path | None = None, model: str | Path | LoadedModel | None = None,
            backend: str = "emulator", quant: str | None = None, report: str | Path | None = None,
            log: str | Path | None = None, progress: Progress | None = None,
-           write_output: bool = True, verify: bool = False) -> ReplayResult:
+           write_output: bool = True, verify: bool = False, target: str | Path | None = None,
+           voltages: str | Sequence[float] | None = None) -> ReplayResult:
     """Replay `noisy` (None: the bundled demo, scored against its clean twin).
 
     Writes the enhanced file to `out` (default `<noisy stem>.enhanced.wav` in the current
     directory; never onto an input), the report JSON to `report` and one JSON line per frame
     to `log` when given. `verify` runs the emulator beside a device backend and reports frames
-    whose masks differ (`verify_mismatched_frames`). Raises ReplayError, AudioError, ModelError
+    whose masks differ (`verify_mismatched_frames`). Every frame is also costed on the target
+    (`target`: a target file, default GAP9) at each operating point (`voltages`, default all;
+    docs/cost-model.md). Raises ReplayError, AudioError, ModelError
     or BackendError with a one-line message for anything the user can fix.
     """
+    from streamer.costmodel import TimingSpec
     from streamer.report import FrameLog, replay_report, write_json
 
     if noisy is None:
@@ -217,6 +244,7 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
     check_output_paths({"enhanced output": out_path, "report": report_path, "frame log": log_path},
                      {"noisy": noisy_path, "clean": clean_path})
 
+    spec = TimingSpec.load(target, voltages)
     # Inputs before the model: a mistyped file name should not wait for a model to load.
     noisy_audio = read_audio(noisy_path, what="noisy")
     clean_audio = read_audio(clean_path, what="clean") if clean_path is not None else None
@@ -225,11 +253,17 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
 
     loaded = model if isinstance(model, LoadedModel) else load(model)
     with open_backend(backend, loaded.params, quant, verify=verify) as opened:
-        frame_log = FrameLog(log_path) if log_path is not None else None
+        timing, note = target_observer(spec, opened)
+        frame_log = None
+        if log_path is not None:
+            frame_log = FrameLog(log_path, extra=None if timing is None else timing.log_fields)
         try:
             result = enhance_file(noisy_audio, opened, model_info=loaded.info(), backend_spec=backend,
                                   quant=quant, clean=clean_audio, out=out_path,
-                                  observers=[frame_log] if frame_log else [], progress=progress)
+                                  observers=[frame_log] if frame_log else [], progress=progress,
+                                  timing=timing)
+            if note is not None:
+                result.target_note = note
         finally:
             if frame_log is not None:
                 frame_log.close()

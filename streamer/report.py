@@ -12,7 +12,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -109,10 +109,20 @@ def _run_header(command: str, model: dict[str, Any], backend: str, quant: str,
     }
 
 
+def _target_fields(record: Any, note: str | None) -> dict[str, Any]:
+    """Operating points (docs/cost-model.md): every frame's target cycles at each voltage."""
+    if record is None:
+        return {"operating_points": None, "lowest_feasible_voltage": None,
+                "target_note": note or "no target timing"}
+    from streamer.costmodel import target_fields
+
+    return target_fields(record)
+
+
 def replay_report(result: ReplayResult) -> dict[str, Any]:
     """The JSON report of one replay."""
     return {**_run_header("replay", result.model, result.backend, result.quant, result.backend_info),
-            **file_entry(result)}
+            **file_entry(result), **_target_fields(result.target, result.target_note)}
 
 
 def means(entries: Sequence[dict[str, Any]], keys: Iterable[str] = MEAN_KEYS) -> dict[str, Any]:
@@ -150,6 +160,19 @@ def eval_report(result: EvalResult) -> dict[str, Any]:
         "files": entries,
     })
     report["pesq_wb"], report["stoi"] = report["mean"]["pesq_wb"], report["mean"]["stoi"]
+    records = [r.target for r in result.files if r.target is not None]
+    if records:
+        from streamer.costmodel import TargetRecord
+
+        report.update(_target_fields(TargetRecord.pooled(records), None))
+        for entry, item in zip(entries, result.files, strict=True):
+            fields = _target_fields(item.target, item.target_note)
+            entry["lowest_feasible_voltage"] = fields["lowest_feasible_voltage"]
+            entry["target_deadline_misses"] = {f"{row['voltage']:g}": row["deadline_misses"]
+                                               for row in fields["operating_points"] or []}
+    else:
+        notes = [r.target_note for r in result.files if r.target_note]
+        report.update(_target_fields(None, notes[0] if notes else None))
     verified = [e["backend_info"]["verify_mismatched_frames"] for e in entries
                 if "verify_mismatched_frames" in e.get("backend_info", {})]
     if verified:
@@ -227,15 +250,22 @@ def write_csv(path: str | Path, report: dict[str, Any]) -> Path:
 
 
 class FrameLog:
-    """Frame observer writing one JSON object per frame: `frame`, `host_ms`, `deadline_miss`."""
+    """Frame observer writing one JSON object per frame: `frame`, `host_ms`, `deadline_miss`.
 
-    def __init__(self, path: str | Path) -> None:
+    `extra()` adds fields to each line; replay passes the target timing's, so each line also
+    has `target_cycles` and `target_meets` ({voltage: cycles}, {voltage: true/false}).
+    """
+
+    def __init__(self, path: str | Path, extra: Callable[[], dict[str, Any]] | None = None) -> None:
         self.path = Path(path)
+        self.extra = extra
         self._file: IO[str] = self.path.open("w", encoding="utf-8")
 
     def __call__(self, event: FrameEvent) -> None:
         line = {"frame": event.index, "host_ms": round(event.host_s * 1e3, _MS_DIGITS),
                 "deadline_miss": event.host_s > DEADLINE_S}
+        if self.extra is not None:
+            line.update(self.extra())
         self._file.write(json.dumps(line) + "\n")
 
     def close(self) -> None:
@@ -287,12 +317,39 @@ def replay_summary(report: dict[str, Any]) -> str:
         first = report.get("verify_first_mismatch_frame")
         lines.append(f"verify    {report['verify_mismatched_frames']} frame(s) differ from the emulator"
                      + ("" if first is None else f" (first: frame {first})"))
+    lines += target_lines(report)
     rtf = report["realtime_factor"]
     lines.append(f"host time p50 {_fmt(host['p50'])} ms   p99 {_fmt(host['p99'])} ms   max "
                  f"{_fmt(host['max'])} ms per frame; {report['host_deadline_misses']} of "
                  f"{report['frames']} frames over the {report['deadline_ms']:g} ms hop"
                  + (f"; {_times(rtf)} real time" if rtf else ""))
     return "\n".join(lines)
+
+
+def target_lines(report: dict[str, Any]) -> list[str]:
+    """Human lines about the operating points of a report (replay, eval, sweep)."""
+    points = report.get("operating_points")
+    if not points:
+        note = report.get("target_note")
+        return [f"target    not modelled: {note}"] if note else []
+    facts = report.get("target") or {}
+    lines = [f"target    {facts.get('name', '?')}: {facts.get('mode', '?')}, {facts.get('blob_bytes', 0):,} "
+             f"weight bytes in {facts.get('weights_memory', '?')}; ideal "
+             f"{facts.get('ideal_cycles', 0):,.0f} cycles (MACs / (cores x peak))"
+             + (f"; link {facts['link_ms_per_frame']:g} ms/frame" if facts.get("link_ms_per_frame") else "")]
+    for row in points:
+        lines.append(f"  {row['voltage']:.2f} V {row['freq_mhz']:>4g} MHz  cycles p99 "
+                     f"{_int(row['cycles_p99'])} ({_fmt(row['cycles_to_ideal'], 2)}x ideal)  latency p99 "
+                     f"{_fmt(row['latency_ms_p99'])} ms  {row['deadline_misses']}/{row['frames']} misses  "
+                     f"{_fmt(row['power_mw'], 2)} mW  {_fmt(row['energy_uj_per_frame'], 1)} uJ/frame")
+    lowest = report.get("lowest_feasible_voltage")
+    lines.append("  lowest voltage meeting the deadline on every frame: "
+                 + ("none" if lowest is None else f"{lowest:.2f} V"))
+    return lines
+
+
+def _int(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:,}"
 
 
 def eval_table(report: dict[str, Any]) -> Table:

@@ -169,13 +169,18 @@ def memory_levels(target: dict, where: str = "target") -> MemoryLevels:
     return MemoryLevels(**fields)
 
 
+_MAY_BE_ZERO = ("row_cycles", "activation_cycles", "elementwise_cycles")
+
+
 def parse_target(data: dict[str, Any], where: str = "target") -> Target:
     """The whole target description from parsed TOML; TargetError names any missing field."""
     cluster = _require(data, "cluster", where)
     workers = int(_number(cluster, "workers", f"{where} [cluster]"))
     memory = memory_levels(data, where)
     section = _require(data, "compute", where)
-    compute = Compute(**{name: _number(section, name, f"{where} [compute]")
+    # Peak rates must be positive; the per-row and per-element costs may be 0.
+    compute = Compute(**{name: _number(section, name, f"{where} [compute]",
+                                       allow_zero=name in _MAY_BE_ZERO)
                          for name in Compute.__dataclass_fields__})
     compute = Compute(**{**compute.__dict__, "fpus": int(compute.fpus)})
     section = _require(data, "overheads", where)

@@ -1,0 +1,348 @@
+"""The target cost model: hand-computed cycles, the firmware's schedule and counters (against
+tdn-sim), the deadline edge, memory-level power, and target-file errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from helpers import random_params, require_tool
+
+from streamer.costmodel import (
+    FrameCounters,
+    FrameWork,
+    LayerWork,
+    TargetRecord,
+    TargetTiming,
+    Tile,
+    TimingSpec,
+    blob_bytes,
+    firmware_work,
+    frame_cycles,
+    ideal_cycles,
+    point_cost,
+    summarise,
+    target_fields,
+)
+from streamer.engine import DEADLINE_S
+from streamer.link.blob import encode_blob
+from streamer.quant.network import quantize
+from streamer.target import TargetError, load_target, parse_target, read_target
+
+RANGES = dict.fromkeys(("fc0.input", "rnn1.input", "rnn1.cell", "rnn2.cell", "fc2.input"), 4.0)
+
+
+def toy_target(**changes) -> dict:
+    """A target with round numbers, for cycle counts that can be checked by hand."""
+    data = {
+        "name": "toy",
+        "cluster": {"workers": 2},
+        "memory": {"l1_bytes": 4096, "l2_bytes": 10_000, "l2_weight_bytes": 10_000,
+                   "mram_bytes": 20_000, "l3_bytes": 100_000},
+        "compute": {"int8_macs_per_cycle_per_core": 4, "fp16_macs_per_cycle_per_core": 2, "fpus": 1,
+                    "int8_cycles_per_simd": 1, "fp16_cycles_per_simd": 1, "row_cycles": 0,
+                    "activation_cycles": 0, "elementwise_cycles": 0},
+        "overheads": {"fork_cycles": 10, "barrier_cycles": 5, "layer_setup_cycles": 20,
+                      "dma_transfer_cycles": 0},
+        "dma": {"L2": {"bytes_per_cycle": 1}, "MRAM": {"mbytes_per_s": 100},
+                "L3": {"mbytes_per_s": 10}},
+        "power": {"mram_pj_per_byte": 10, "l3_pj_per_byte": 100},
+        "operating_points": [{"voltage": 0.65, "freq_mhz": 240, "active_mw": 20, "idle_mw": 2},
+                             {"voltage": 0.8, "freq_mhz": 370, "active_mw": 50, "idle_mw": 5}],
+    }
+    for key, value in changes.items():
+        data[key] = value
+    return data
+
+
+def one_layer(tiles: list[tuple[int, int, int]], level: str = "L2", int8: bool = True) -> FrameWork:
+    """A frame of one dense layer; tiles as (rows per worker, MACs per worker, bytes)."""
+    built = []
+    for rows, macs, nbytes in tiles:
+        zero = (0, 0)
+        built.append(Tile(2 * rows, (rows, rows), (macs, macs) if int8 else zero,
+                          zero if int8 else (macs, macs), nbytes, 1))
+    layer = LayerWork("fc0", int8, False, 2 * sum(t[0] for t in tiles), 100, (100,), 2 * tiles[0][0],
+                      tuple(built), (0, 0), (0, 0), 1, 0)
+    return FrameWork("int8" if int8 else "fp16", "lstm", 8, 2, level, 1000, (layer,))
+
+
+# --- hand-computed cycles ----------------------------------------------------------------------
+
+def test_cycles_compute_bound_hand_computed():
+    target = parse_target(toy_target())
+    # tile 0: 400 int8 MACs per worker = 100 cycles at 4 MACs/cycle; 100 bytes = 100 cycles
+    # tile 1: 200 MACs = 50 cycles; 50 bytes = 50 cycles (hidden behind tile 0's compute)
+    work = one_layer([(2, 400, 100), (1, 200, 50)])
+    cycles = frame_cycles(work, target, 240e6)
+    # set-up 20 + fork 10 + 3 barriers x 5 + DMA of tile 0 100 + max(100, 50) + 50
+    assert cycles.total == 20 + 10 + 15 + 100 + 100 + 50 == 295
+    assert (cycles.compute, cycles.dma_exposed, cycles.overhead) == (150, 100, 45)
+
+
+def test_cycles_dma_bound_hand_computed():
+    target = parse_target(toy_target())
+    work = one_layer([(2, 400, 100), (1, 200, 300)])  # tile 1's copy (300) outlasts tile 0's rows
+    cycles = frame_cycles(work, target, 240e6)
+    assert cycles.total == 20 + 10 + 15 + 100 + max(100, 300) + 50 == 495
+    assert cycles.dma_exposed == 100 + 200
+
+
+def test_fp16_rate_shares_the_fpu():
+    # 2 workers share 1 FPU: one FPU instruction (2 MACs) per worker every 2 cycles = 1 MAC/cycle
+    target = parse_target(toy_target())
+    work = one_layer([(1, 100, 0)], int8=False)
+    assert frame_cycles(work, target, 240e6).compute == 100
+    assert ideal_cycles(work, target) == 200 / (2 * 1)  # 200 MACs / (2 workers x 1 shared peak)
+
+
+def test_fixed_bandwidth_levels_cost_more_cycles_at_a_faster_clock():
+    target = parse_target(toy_target())
+    work = one_layer([(1, 0, 1000)], level="MRAM")  # 1000 bytes at 100 MB/s = 10 us
+    assert frame_cycles(work, target, 240e6).dma_exposed == pytest.approx(2400)
+    assert frame_cycles(work, target, 370e6).dma_exposed == pytest.approx(3700)
+
+
+def test_per_row_and_elementwise_costs():
+    data = toy_target()
+    data["compute"].update(row_cycles=3, activation_cycles=7, elementwise_cycles=2)
+    target = parse_target(data)
+    layer = LayerWork("rnn1", True, True, 4, 8, (8,), 4,
+                      (Tile(4, (2, 2), (32, 32), (0, 0), 32, 1),), (5, 4), (3, 2), 2, 0, 5, 10)
+    work = FrameWork("int8", "lstm", 2, 2, "L2", 100, (layer,))
+    cycles = frame_cycles(work, target, 240e6)
+    # rows: 32/4 MACs + 2 rows x 2 dot products x 3 = 20; prologue 5 x 2 = 10;
+    # gate work 3 units x (5 x 7 + 10 x 2) = 165; overhead 20 + 10 + 2 x 5; DMA of tile 0 32
+    assert cycles.compute == 20 and cycles.elementwise == 175
+    assert cycles.total == 20 + 175 + 40 + 32
+
+
+# --- the firmware's schedule -------------------------------------------------------------------
+
+def test_lstm256_fp16_tiles_as_the_firmware_doc_says():
+    target = read_target()
+    work = firmware_work("fp16", "lstm", 256, target)
+    rnn1 = work.layers[1]
+    assert (rnn1.rows_per_tile, len(rnn1.tiles)) == (56, 19)  # docs/firmware.md
+    assert sum(rnn1.row_bytes) == 1028
+    assert work.level == "L3"
+
+
+@pytest.mark.parametrize("mode", ["fp16", "int8", "mixed"])
+@pytest.mark.parametrize("cell,hidden", [("lstm", 256), ("gru", 128), ("lstm", 40)])
+def test_schedule_counts_every_mac_and_byte(mode, cell, hidden):
+    target = read_target()
+    model = quantize(random_params(cell, hidden), mode, RANGES)
+    work = firmware_work(mode, cell, hidden, target)
+    counters = work.counters()
+    g = 4 if cell == "lstm" else 3
+    total = hidden * 257 + 2 * g * hidden * 2 * hidden + 257 * hidden + 257 * 257
+    rnn = 2 * g * hidden * 2 * hidden
+    int8 = {"fp16": 0, "int8": total, "mixed": rnn}[mode]
+    assert (sum(counters.int8_macs), sum(counters.fp16_macs)) == (int8, total - int8)
+    blob = encode_blob(model)
+    assert blob_bytes(mode, cell, hidden) == work.blob_bytes == len(blob)
+    assert sum(counters.l1_bytes_from) == model.weight_bytes()  # every stored byte, once
+    assert counters.forks == 5
+    assert counters.barrier_waits == 8 * sum(1 + len(layer.tiles) for layer in work.layers)
+    assert counters.dma_transfers == sum(len(layer.row_bytes) * len(layer.tiles) for layer in work.layers)
+    for layer in work.layers:
+        assert sum(t.rows for t in layer.tiles) == layer.rows
+        packed = sum((b * layer.rows_per_tile + 3) & ~3 for b in layer.row_bytes)
+        assert packed <= target.tile_bytes  # a tile's arrays, 4-byte aligned, fit one L1 half
+
+
+@pytest.mark.parametrize("mode,cell,hidden", [("mixed", "lstm", 256), ("fp16", "lstm", 256),
+                                              ("int8", "gru", 128), ("mixed", "gru", 64)])
+def test_emulator_counters_equal_the_simulators(mode, cell, hidden):
+    """The counters computed from the model and the firmware's tiling are the ones tdn-sim sends."""
+    require_tool("make")
+    from streamer.backends import open_backend
+
+    model = quantize(random_params(cell, hidden, seed=3), mode, RANGES)
+    target = read_target()
+    spec = TimingSpec(target, target.points)
+    rng = np.random.default_rng(0)
+    with open_backend("sim", model) as backend:
+        timing = TargetTiming(spec, backend)
+        for index in range(3):
+            backend.step(np.abs(rng.standard_normal(257)).astype(np.float32))
+            device = FrameCounters.from_link(backend.last_counters)
+            assert device == firmware_work(mode, cell, hidden, target, backend.model_info.weights_level
+                                           ).counters()
+            timing(SimpleNamespace(index=index))
+        assert backend.model_info.weights_level == target.memory.placement(len(encode_blob(model)))
+    record = timing.record()
+    assert record.counters_mismatch_frames == 0
+    expected = [frame_cycles(firmware_work(mode, cell, hidden, target), target, p.freq_hz).total
+                for p in target.points]
+    assert record.cycles == [expected] * 3
+
+
+# --- the deadline ------------------------------------------------------------------------------
+
+def _record(target, cycles_per_frame, l1=(0, 0, 0), link_s=0.0, level="L2"):
+    return TargetRecord(target, target.points[:1], [[c] if c is not None else None for c in cycles_per_frame],
+                        level, l1, link_s, 0, {"ideal_cycles": 1000.0})
+
+
+def test_a_frame_exactly_at_the_deadline_meets_it():
+    target = parse_target(toy_target())
+    point = target.points[0]  # 240 MHz: 6.25 ms = 1,500,000 cycles
+    at = round(DEADLINE_S * point.freq_hz)
+    assert at == 1_500_000
+    assert point_cost(at, point, target, (0, 0, 0)).meets
+    assert not point_cost(at + 1, point, target, (0, 0, 0)).meets
+    rows = summarise(_record(target, [at, at - 10, at + 1]))
+    assert rows[0]["deadline_misses"] == 1 and not rows[0]["meets_deadline"]
+    assert rows[0]["latency_ms_max"] == pytest.approx(6.25, abs=1e-3)
+    exact = summarise(_record(target, [at, at]))[0]
+    assert exact["meets_deadline"] and exact["slack_ms"] == 0.0
+
+
+def test_link_time_counts_against_the_deadline():
+    target = parse_target(toy_target())
+    at = 1_500_000
+    rows = summarise(_record(target, [at - 240], link_s=1e-6))  # 1 us of compute + 1 us of link
+    assert rows[0]["deadline_misses"] == 0
+    rows = summarise(_record(target, [at - 239], link_s=1e-6))
+    assert rows[0]["deadline_misses"] == 1
+
+
+def test_lost_frames_miss_at_every_voltage():
+    target = parse_target(toy_target())
+    record = TargetRecord(target, target.points, [[1000, 1000], None], "L2", (0, 0, 0), 0.0, 0, {})
+    fields = target_fields(record)
+    assert [r["deadline_misses"] for r in fields["operating_points"]] == [1, 1]
+    assert fields["lowest_feasible_voltage"] is None and fields["target"]["frames_lost"] == 1
+
+
+def test_lowest_feasible_voltage_is_named():
+    target = parse_target(toy_target())
+    # 2,000,000 cycles: 8.3 ms at 240 MHz (miss), 5.4 ms at 370 MHz (meets)
+    record = TargetRecord(target, target.points, [[2_000_000, 2_000_000]], "L2", (0, 0, 0), 0.0, 0, {})
+    fields = target_fields(record)
+    assert [r["meets_deadline"] for r in fields["operating_points"]] == [False, True]
+    assert fields["lowest_feasible_voltage"] == 0.8
+
+
+def test_power_active_then_idle_over_the_hop():
+    target = parse_target(toy_target())
+    point = target.points[0]
+    cost = point_cost(480_000, point, target, (0, 0, 0))  # 2 ms active of the 6.25 ms hop
+    assert cost.energy_uj == pytest.approx(20 * 2.0)
+    assert cost.power_mw == pytest.approx((20 * 2.0 + 2 * 4.25) / 6.25)
+
+
+# --- memory level and power --------------------------------------------------------------------
+
+def test_a_model_too_large_for_on_chip_memory_pays_external_memory_power():
+    target = read_target()
+    fp16 = firmware_work("fp16", "lstm", 256, target)    # 2.5 MB: only L3 holds it
+    mixed = firmware_work("mixed", "lstm", 256, target)  # 1.47 MB: on-chip MRAM
+    small = firmware_work("fp16", "lstm", 128, target)   # 793 kB: L2
+    assert (fp16.level, mixed.level, small.level) == ("L3", "MRAM", "L2")
+    assert fp16.counters().l1_bytes_from[2] == sum(fp16.counters().l1_bytes_from) > 0
+    point = target.points[0]
+    cycles = frame_cycles(fp16, target, point.freq_hz).total
+    in_l3 = point_cost(cycles, point, target, fp16.counters().l1_bytes_from)
+    as_if_mram = point_cost(cycles, point, target, (0, sum(fp16.counters().l1_bytes_from), 0))
+    nbytes = sum(fp16.counters().l1_bytes_from)
+    assert in_l3.energy_uj - as_if_mram.energy_uj == pytest.approx(
+        nbytes * (target.l3_pj_per_byte - target.mram_pj_per_byte) * 1e-6)
+    assert in_l3.power_mw > as_if_mram.power_mw
+    # on-chip L2 reads cost no extra energy per byte
+    l2 = point_cost(1000, point, target, small.counters().l1_bytes_from)
+    assert l2.energy_uj == pytest.approx(point.active_mw * 1000 / point.freq_hz * 1e3)
+
+
+def test_tdn_sim_l2_budget_is_below_the_target_files():
+    """Where tdn-sim and the target file disagree on L2, the device's own placement is used."""
+    target = read_target()
+    work = firmware_work("mixed", "gru", 256, target, level="MRAM")
+    assert work.level == "MRAM" and work.counters().l1_bytes_from[1] > 0
+
+
+# --- target files ------------------------------------------------------------------------------
+
+def _write(tmp_path, data: dict) -> str:
+    lines = []
+
+    def emit(table: dict, prefix: str) -> None:
+        scalars = {k: v for k, v in table.items() if not isinstance(v, dict | list)}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        for k, v in scalars.items():
+            lines.append(f"{k} = {json.dumps(v)}")
+        for k, v in table.items():
+            if isinstance(v, dict):
+                emit(v, f"{prefix}.{k}" if prefix else k)
+            elif isinstance(v, list):
+                for row in v:
+                    lines.append(f"[[{k}]]")
+                    lines.extend(f"{a} = {json.dumps(b)}" for a, b in row.items())
+
+    emit(data, "")
+    path = tmp_path / "board.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_the_packaged_target_is_complete_and_cites_sources():
+    target = read_target()
+    assert target.workers == 8 and target.memory.l1_bytes == 131072
+    assert [p.voltage for p in target.select(None)] == [0.65, 0.70, 0.75, 0.80]
+    assert target.select([0.8, 0.65])[0].freq_mhz == 240
+    assert target.compute.int8_macs_per_cycle_per_core == 4 and target.fp16_macs_per_cycle_shared() == 1
+    from streamer.target import DEFAULT_TARGET
+
+    text = DEFAULT_TARGET.read_text()
+    for section in ("[compute]", "[overheads]", "[dma.L2]", "[power]", "[[operating_points]]"):
+        assert section in text
+    assert "assumption" in text and "arXiv:2210.07692" in text
+
+
+def test_a_users_own_target_file(tmp_path):
+    path = _write(tmp_path, toy_target())
+    target = read_target(path)
+    assert target.name == "toy" and target.workers == 2 and target.dma["L3"].mbytes_per_s == 10
+    assert TimingSpec.load(path, "0.8").points[0].freq_mhz == 370
+
+
+@pytest.mark.parametrize("breakage,message", [
+    (lambda d: d["operating_points"][1].pop("idle_mw"),
+     r"\[\[operating_points\]\] #2: missing field 'idle_mw'"),
+    (lambda d: d.pop("compute"), r"missing field 'compute'"),
+    (lambda d: d["compute"].pop("fpus"), r"\[compute\]: missing field 'fpus'"),
+    (lambda d: d["dma"].pop("MRAM"), r"\[dma\]: missing field 'MRAM'"),
+    (lambda d: d["dma"]["L2"].update(mbytes_per_s=5), r"\[dma.L2\]: needs exactly one of"),
+    (lambda d: d["power"].pop("l3_pj_per_byte"), r"\[power\]: missing field 'l3_pj_per_byte'"),
+    (lambda d: d["overheads"].update(fork_cycles="fast"), r"'fork_cycles' must be a number"),
+    (lambda d: d["operating_points"][0].update(freq_mhz=0), r"'freq_mhz' must be > 0"),
+    (lambda d: d["memory"].pop("l3_bytes"), r"\[memory\]: missing field 'l3_bytes'"),
+    (lambda d: d.pop("operating_points"), r"missing field 'operating_points'"),
+])
+def test_an_incomplete_target_file_names_the_missing_field(tmp_path, breakage, message):
+    data = copy.deepcopy(toy_target())
+    breakage(data)
+    path = _write(tmp_path, data)
+    with pytest.raises(TargetError, match=message) as error:
+        read_target(path)
+    assert "board.toml" in str(error.value)
+
+
+def test_malformed_and_missing_target_files(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[compute\nint8 = 4\n")
+    with pytest.raises(TargetError, match="not valid TOML"):
+        read_target(bad)
+    with pytest.raises(TargetError, match="target file not found"):
+        read_target(tmp_path / "none.toml")
+    with pytest.raises(TargetError, match="no operating point at 0.5 V"):
+        TimingSpec.load(None, "0.5")
+    with pytest.raises(TargetError, match="not a voltage"):
+        TimingSpec.load(None, "0.65,low")
+    assert load_target()["name"] == "gap9"
