@@ -47,7 +47,8 @@ def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None
     """Open the backend named by `spec` for a model in numeric mode `quant`.
 
     `spec`: "emulator"; "sim" / "sim-tcp" (start the host firmware simulator, link over a pty
-    or a TCP socket); "serial:PATH[@BAUD]" or "socket://HOST:PORT" (a device). `params` is FP32
+    or a TCP socket); "qemu" / "qemu-tcp" (the firmware on QEMU RV32, 1 + 8 harts, its UART on
+    a pty or a TCP socket); "serial:PATH[@BAUD]" or "socket://HOST:PORT" (a device). `params` is FP32
     TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own mode (fp32 for
     FP32 params, which a device cannot run). `verify` runs the emulator beside a device and
     counts frames whose masks differ by even one bit.
@@ -55,7 +56,7 @@ def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None
     if verify:
         if spec == "emulator":
             raise BackendError("--verify compares a device with the emulator: use it with a device "
-                               "backend (sim, sim-tcp, serial:PATH, socket://HOST:PORT)")
+                               "backend (sim, sim-tcp, qemu, qemu-tcp, serial:PATH, socket://HOST:PORT)")
         from streamer.link.verify import VerifyingBackend
 
         return VerifyingBackend.for_device(open_backend(spec, params, quant), params, quant)
@@ -64,9 +65,9 @@ def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None
 
         return EmulatorBackend(params, quant=quant)
     # Device links: the host simulator over a pty or TCP, a serial port, or a TCP device.
-    if spec in ("sim", "sim-tcp") or spec.startswith(("serial:", "socket://")):
+    if spec in ("sim", "sim-tcp", "qemu", "qemu-tcp") or spec.startswith(("serial:", "socket://")):
         from streamer.backends.link import open_link
 
         return open_link(spec, params, quant)
-    raise BackendError(f"unknown backend {spec!r}; available: emulator, sim, sim-tcp, "
+    raise BackendError(f"unknown backend {spec!r}; available: emulator, sim, sim-tcp, qemu, qemu-tcp, "
                        f"serial:PATH[@BAUD], socket://HOST:PORT")

@@ -79,6 +79,8 @@ class LinkBackend(Backend):
         self.round_trip_s: list[float] = []
         self.device_s: list[float] = []
         self.last_counters: Counters | None = None
+        self.instret_sum: list[int] | None = None  # retired instructions per hart, summed over frames
+        self.instret_frames = 0
         self.last_failed = False
         self._fallback = np.ones(N_BINS, np.float32)
 
@@ -108,6 +110,11 @@ class LinkBackend(Backend):
         self.round_trip_s.append(time.perf_counter() - start)
         self.last_failed = False
         self.last_counters = counters
+        if any(counters.instructions):
+            if self.instret_sum is None:
+                self.instret_sum = [0] * len(counters.instructions)
+            self.instret_sum = [a + b for a, b in zip(self.instret_sum, counters.instructions, strict=True)]
+            self.instret_frames += 1
         if self.device_info.timer_hz:
             self.device_s.append(counters.ticks / self.device_info.timer_hz)
         return mask_values(mask_bits)
@@ -158,16 +165,36 @@ class LinkBackend(Backend):
             "device_compute_ms_p50": percentile_ms(self.device_s, 50),
             "device_compute_ms_p99": percentile_ms(self.device_s, 99),
             "last_counters": None if self.last_counters is None else self.last_counters.as_dict(),
+            **self.instret_report(),
         }
+
+    def instret_report(self) -> dict[str, Any]:
+        """Retired instructions per hart per frame (mean over the answered frames, controller
+        first, then the workers) and the workers' imbalance, max / mean; None where the device
+        counts no instructions (the host simulator)."""
+        if not self.instret_sum:
+            return {"instret_per_hart": None, "instret_worker_imbalance": None}
+        per_frame = [round(total / self.instret_frames) for total in self.instret_sum]
+        workers = self.instret_sum[1:]
+        mean = sum(workers) / len(workers) if workers else 0
+        return {"instret_per_hart": per_frame,
+                "instret_worker_imbalance": round(max(workers) / mean, 4) if mean else None}
 
 
 def open_link(spec: str, model, quant: str | None, progress=None) -> LinkBackend:
-    """Open `sim`, `sim-tcp`, `serial:PATH[@BAUD]` or `socket://HOST:PORT` and load the model."""
+    """Open `sim`, `sim-tcp`, `qemu`, `qemu-tcp`, `serial:PATH[@BAUD]` or `socket://HOST:PORT`
+    and load the model."""
     from streamer.link.simulator import Simulator
     from streamer.link.transport import Transport, TransportSpec
 
     simulator = None
-    if spec in ("sim", "sim-tcp"):
+    if spec in ("qemu", "qemu-tcp"):
+        from streamer.link.qemu import Qemu
+
+        simulator = Qemu("tcp" if spec == "qemu-tcp" else "pty")
+        connect = simulator.connect
+        transport, baud = ("socket" if spec == "qemu-tcp" else "pty"), None
+    elif spec in ("sim", "sim-tcp"):
         simulator = Simulator("tcp" if spec == "sim-tcp" else "pty")
         connect = simulator.connect
         transport, baud = ("socket" if spec == "sim-tcp" else "pty"), None

@@ -1,0 +1,273 @@
+"""The firmware on QEMU (`qemu-system-riscv32 -machine virt -smp 9 -bios none`) as a child process.
+
+    with Qemu(transport="pty") as qemu:          # or "tcp"
+        client = DeviceClient(qemu.connect)
+
+The same life cycle as the host simulator (streamer/link/simulator.py), which it extends: the
+image is built with `make -C firmware TARGET=qemu-rv32` when missing or older than a source;
+the UART is a pseudo-terminal (QEMU prints "char device redirected to /dev/pts/N") or a TCP
+server on 127.0.0.1; the child dies on close(), on an exception, at interpreter exit and, on
+Linux, with this process (PR_SET_PDEATHSIG). restart() and kill() serve the fault tests.
+
+Per-hart instruction counts: QEMU's minstret is the host's time-stamp counter, so the launcher
+loads the plugin `libinstret.so` (firmware/hal/qemu-rv32/instret_plugin.c), which counts each
+vCPU's instructions into a page of guest RAM; guest RAM is therefore a shared file (in
+/dev/shm when it exists), removed when QEMU stops. See docs/qemu.md.
+
+TDN_QEMU=/path/to/qemu-system-riscv32 runs another QEMU; TDN_QEMU_ACCEL overrides `-accel`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from streamer.link import simulator as _sim
+from streamer.link.simulator import FIRMWARE_DIR, Simulator, SimulatorError, _die_with_parent
+
+QEMU_DIR = FIRMWARE_DIR / "build" / "qemu-rv32"
+QEMU_IMAGE = QEMU_DIR / "tdn-qemu.elf"
+QEMU_PLUGIN = QEMU_DIR / "libinstret.so"
+QEMU_ENV = "TDN_QEMU"
+ACCEL_ENV = "TDN_QEMU_ACCEL"
+# One host thread for all 9 harts: on a 2-core host, multi-threaded TCG made uploads ~2x
+# slower (docs/qemu.md); idle harts sleep in WFI either way.
+DEFAULT_ACCEL = "tcg,thread=single"
+HARTS = 9  # hart 0 the controller, harts 1..8 the cluster
+RAM_MB = 128
+COUNTER_PAGE_OFFSET = RAM_MB * 1024 * 1024 - 4096  # 0x87fff000 in the guest: link.ld leaves it free
+START_TIMEOUT_S = 20.0
+_PTY = re.compile(r"char device redirected to (?P<pty>/dev/\S+)")
+
+
+def qemu_binary() -> str:
+    return os.environ.get(QEMU_ENV) or "qemu-system-riscv32"
+
+
+def qemu_sources(firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
+    """Files whose change makes the QEMU image out of date: the portable sources, the headers,
+    the qemu-rv32 HAL and the Makefile."""
+    if not firmware_dir.is_dir():
+        return []
+    found = [firmware_dir / "Makefile"]
+    for folder in ("src", "include", "hal/qemu-rv32"):
+        found += [p for p in (firmware_dir / folder).rglob("*") if p.suffix in _sim._SOURCE_SUFFIXES]
+    return [p for p in found if p.is_file()]
+
+
+def needs_build(firmware_dir: Path = FIRMWARE_DIR) -> bool:
+    outputs = [firmware_dir / "build" / "qemu-rv32" / name for name in ("tdn-qemu.elf", "libinstret.so")]
+    if not all(p.is_file() for p in outputs):
+        return True
+    built = min(p.stat().st_mtime for p in outputs)
+    return any(source.stat().st_mtime > built for source in qemu_sources(firmware_dir))
+
+
+def build_qemu_image(firmware_dir: Path = FIRMWARE_DIR, timeout: float = _sim.BUILD_TIMEOUT_S) -> Path:
+    """Run `make -C firmware TARGET=qemu-rv32` if the image or the plugin is missing or stale."""
+    import fcntl
+
+    if not (firmware_dir / "Makefile").is_file():
+        raise SimulatorError(f"no firmware to build: {firmware_dir / 'Makefile'} does not exist")
+    if needs_build(firmware_dir):
+        lock_path = firmware_dir / "build" / ".tdn-qemu-build.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if needs_build(firmware_dir):
+                command = ["make", "-C", str(firmware_dir), "TARGET=qemu-rv32"]
+                try:
+                    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+                except (OSError, subprocess.TimeoutExpired) as error:
+                    raise SimulatorError(f"`{' '.join(command)}` failed: {error}") from error
+                if result.returncode != 0:
+                    raise SimulatorError(f"`{' '.join(command)}` failed ({result.returncode}):\n"
+                                         f"{(result.stdout + result.stderr)[-4000:]}")
+    image = firmware_dir / "build" / "qemu-rv32" / "tdn-qemu.elf"
+    if not image.is_file():
+        raise SimulatorError(f"`make -C {firmware_dir} TARGET=qemu-rv32` did not produce {image}")
+    return image
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    """True when something listens on 127.0.0.1:`port` (read from /proc: connecting to probe
+    would take QEMU's one client slot)."""
+    wanted = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[1].endswith(wanted) and fields[3] == "0A":  # LISTEN
+                return True
+    return False
+
+
+class Qemu(Simulator):
+    """One running QEMU with the firmware, its UART on a pseudo-terminal ("pty") or TCP ("tcp")."""
+
+    def __init__(self, transport: str = "pty", port: int = 0, image: Path | str | None = None,
+                 build: bool = True, instret: bool = True, accel: str | None = None,
+                 start_timeout: float = START_TIMEOUT_S) -> None:
+        super().__init__(transport, port, binary=image or QEMU_IMAGE, build=build,
+                         start_timeout=start_timeout)
+        self.instret = instret
+        self.accel = accel or os.environ.get(ACCEL_ENV) or DEFAULT_ACCEL
+        self._ram_file: Path | None = None
+        self._pty_fd: int | None = None
+
+    def command(self) -> list[str]:
+        machine = ["-machine", "virt", "-smp", str(HARTS), "-m", f"{RAM_MB}M"]
+        if self.instret:
+            assert self._ram_file is not None
+            machine = ["-object", f"memory-backend-file,id=ram,size={RAM_MB}M,"
+                                  f"mem-path={self._ram_file},share=on",
+                       "-machine", "virt,memory-backend=ram", "-smp", str(HARTS), "-m", f"{RAM_MB}M",
+                       "-plugin", f"{QEMU_PLUGIN},ram={self._ram_file},offset={COUNTER_PAGE_OFFSET}"]
+        serial = "pty" if self.transport == "pty" else f"tcp:127.0.0.1:{self.port},server=on,wait=off"
+        # -nodefaults -display none -monitor none: the UART is the only character device,
+        # nothing reads this process's stdin or draws a window.
+        return [qemu_binary(), *machine, "-bios", "none", "-accel", self.accel,
+                "-kernel", str(self.binary), "-nodefaults", "-display", "none", "-monitor", "none",
+                "-serial", serial]
+
+    def start(self) -> Qemu:
+        """Build if needed, start QEMU, wait for its UART; SimulatorError on failure."""
+        if self.alive():
+            return self
+        if shutil.which(qemu_binary()) is None:
+            raise SimulatorError(f"{qemu_binary()} not found: install QEMU (qemu-system-misc)")
+        if self.build and self.binary == QEMU_IMAGE:
+            build_qemu_image()
+        if not self.binary.is_file():
+            raise SimulatorError(f"firmware image not found: {self.binary}")
+        if self.transport == "tcp" and self.port == 0:
+            self.port = _free_port()
+        if self.instret:
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            fd, name = tempfile.mkstemp(prefix="tdn-qemu-ram-", dir=shm)
+            os.ftruncate(fd, RAM_MB * 1024 * 1024)
+            os.close(fd)
+            self._ram_file = Path(name)
+        command = self.command()
+        self._ready.clear()
+        self.url = None
+        self.output.clear()
+        try:
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                            start_new_session=True, preexec_fn=_die_with_parent)
+        except OSError as error:
+            self._remove_ram_file()
+            raise SimulatorError(f"cannot start {command[0]}: {error}") from error
+        _sim._live.add(self)
+        self._reader = threading.Thread(target=self._read_output, args=(self.process,),
+                                        name=f"qemu-{self.process.pid}", daemon=True)
+        self._reader.start()
+        try:
+            if self.transport == "tcp":
+                self._wait_listening()
+            else:
+                self._wait_ready()
+                self._hold_pty()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _read_output(self, process: subprocess.Popen) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            self.output.append(line)
+            match = _PTY.search(line)
+            if match and self.transport == "pty" and not self._ready.is_set() and process is self.process:
+                self.url = match["pty"]
+                self._ready.set()
+
+    def _hold_pty(self) -> None:
+        """Keep a handle on the pty's slave side for QEMU's lifetime and wait until the
+        firmware answers INFO through it.
+
+        QEMU reads its pty master only while a slave is open, and rechecks once a second
+        when none was: without a handle of our own, a client's first request could wait a
+        second (and time out), and each reconnect would lose that second again.
+        """
+        import termios
+        import tty
+
+        from streamer.link.protocol import InfoRequest, MsgType, parse_all
+
+        assert self.url is not None
+        self._pty_fd = os.open(self.url, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        tty.setraw(self._pty_fd, termios.TCSANOW)
+        deadline = time.monotonic() + self.start_timeout
+        received, next_try = b"", 0.0
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise SimulatorError("QEMU exited before the firmware answered:\n" + "\n".join(self.output))
+            if time.monotonic() >= next_try:  # QEMU may not read yet: ask again each 0.5 s
+                os.write(self._pty_fd, InfoRequest().encode(seq=0))
+                next_try = time.monotonic() + 0.5
+            time.sleep(0.02)
+            try:
+                received += os.read(self._pty_fd, 4096)
+            except BlockingIOError:
+                continue
+            if any(p.type == MsgType.INFO | 0x80 for p in parse_all(received)):
+                time.sleep(0.1)  # answers to the repeated requests: drain them too
+                try:
+                    os.read(self._pty_fd, 4096)
+                except BlockingIOError:
+                    pass
+                return
+        raise SimulatorError(f"the firmware on QEMU did not answer INFO within {self.start_timeout:.0f} s:\n"
+                             + "\n".join(self.output))
+
+    def _wait_listening(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while not _listening(self.port):
+            if self.process is None or self.process.poll() is not None:
+                code = None if self.process is None else self.process.returncode
+                time.sleep(0.05)  # let the reader collect QEMU's last words
+                raise SimulatorError(f"QEMU exited ({code}) before listening on port {self.port}:\n"
+                                     + "\n".join(self.output))
+            if time.monotonic() >= deadline:
+                raise SimulatorError(f"QEMU did not listen on port {self.port} within "
+                                     f"{self.start_timeout:.0f} s:\n" + "\n".join(self.output))
+            time.sleep(0.02)
+        self.url = f"socket://127.0.0.1:{self.port}"
+        self._ready.set()
+
+    def _stop(self) -> None:
+        try:
+            super()._stop()
+        finally:
+            if self._pty_fd is not None:
+                os.close(self._pty_fd)
+                self._pty_fd = None
+            self._remove_ram_file()
+
+    def _remove_ram_file(self) -> None:
+        if self._ram_file is not None:
+            self._ram_file.unlink(missing_ok=True)
+            self._ram_file = None
+
+    def __repr__(self) -> str:
+        state = f"pid {self.pid}, {self.url}" if self.alive() else "stopped"
+        return f"Qemu({self.transport}, {state})"
