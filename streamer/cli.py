@@ -115,6 +115,26 @@ examples:
       --report scores.json --out-dir enhanced --jobs 1
 """
 
+_SWEEP_DESCRIPTION = """\
+The question: at which supply voltage and clock does a quantised model still meet the
+6.25 ms deadline on the MCU, and what does it cost in power and energy? For each numeric
+mode the firmware's work per frame (its counters: MACs per core and kind, bytes per memory
+level, DMA transfers, forks, barriers) is turned into target cycles, with the weight DMA
+overlapped with compute as the double buffering allows; then, at each operating point of
+the target, latency = cycles / f(V), the deadline, average power and energy per frame, and
+where the weights live. docs/cost-model.md gives the formula and a worked example.
+
+With --noisy and --clean each mode also runs on the emulator over the audio: PESQ-WB per
+mode, and the deadline checked on every frame.
+"""
+
+_SWEEP_EPILOG = """\
+examples:
+  streamer sweep --plot sweep.png
+  streamer sweep --model my.tdn --voltages 0.65,0.80 --report sweep.json
+  streamer sweep --noisy valentini/noisy --clean valentini/clean --plot sweep.png
+"""
+
 _INFO_EPILOG = """\
 The memory table gives, per numeric mode, the weight bytes per layer and storage type and
 the memory level the weights need on the target: L2 (its weight budget), the on-chip MRAM,
@@ -238,6 +258,26 @@ def build_parser() -> argparse.ArgumentParser:
                           help="worker processes (default: min(2, CPU count))")
     _add_target_options(evaluate)
     evaluate.set_defaults(func=_cmd_eval)
+
+    sweep = commands.add_parser(
+        "sweep", help="one model across numeric modes and voltages: latency, deadline, power, PESQ",
+        description=_SWEEP_DESCRIPTION, epilog=_SWEEP_EPILOG, formatter_class=_FORMATTER)
+    sweep.add_argument("--model", metavar="PATH", help=_MODEL_HELP + "; int8 and mixed need its "
+                       "calibration")
+    sweep.add_argument("--quants", metavar="MODES", help="numeric modes, comma-separated "
+                       "(default: fp16,int8,mixed)")
+    _add_target_options(sweep)
+    sweep.add_argument("--baud", type=_positive_int, metavar="BAUD",
+                       help="add the link time per frame of a serial device at this baud rate")
+    sweep.add_argument("--noisy", metavar="PATH", help="noisy file or folder: with --clean, score "
+                       "each mode (PESQ-WB, STOI) on the emulator and count deadline misses per frame")
+    sweep.add_argument("--clean", metavar="PATH", help="clean reference file or folder (same names)")
+    sweep.add_argument("--jobs", type=_positive_int, metavar="N",
+                       help="worker processes when scoring folders (default: min(2, CPU count))")
+    sweep.add_argument("--plot", metavar="OUT.png",
+                       help="write the plot: latency and power against voltage, one line per mode")
+    sweep.add_argument("--report", metavar="R.json", help="write the sweep as JSON")
+    sweep.set_defaults(func=_cmd_sweep)
 
     quantize = commands.add_parser(
         "quantize", help="calibrate an FP32 model on audio and write it fp16, int8 or mixed",
@@ -372,6 +412,36 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for item in result.files:
         for warning in item.warnings:
             _warn(f"{item.input.name}: {warning}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from streamer.report import write_json
+    from streamer.sweep import parse_modes, plot, ratio_lines, sweep, sweep_table
+
+    check = {"plot": args.plot, "report": args.report}
+    from pathlib import Path
+
+    from streamer.replay import check_output_paths
+
+    check_output_paths({k: None if v is None else Path(v) for k, v in check.items()},
+                       {"noisy": None if args.noisy is None else Path(args.noisy),
+                        "clean": None if args.clean is None else Path(args.clean)})
+    report = sweep(args.model, modes=parse_modes(args.quants), target=args.target,
+                   voltages=args.voltages, baud=args.baud, noisy=args.noisy, clean=args.clean,
+                   jobs=args.jobs, say=_say)
+    # Wide enough for every column when the output is a file or a pipe.
+    Console(width=None if sys.stdout.isatty() else 150).print(sweep_table(report))
+    for line in ratio_lines(report):
+        print(line)
+    if args.report:
+        write_json(args.report, report)
+        print(f"report  {args.report}")
+    if args.plot:
+        plot(report, args.plot)
+        print(f"plot    {args.plot}")
     return 0
 
 

@@ -473,7 +473,7 @@ class TargetTiming:
         self.record_ = TargetRecord(target, points, level=self.work.level,
                                     l1_bytes_from=self.work.counters().l1_bytes_from,
                                     link_s=link_seconds(baud, target.workers),
-                                    work=work_summary(self.work, target))
+                                    work=work_summary(self.work, target, points))
         self._expected = self.work.counters()
         self._scheduled = [frame_cycles(self.work, target, p.freq_hz).total for p in points]
         self.last: list[int] | None = None
@@ -509,6 +509,19 @@ class TargetTiming:
         return target_fields(self.record_)
 
 
+class TargetNote:
+    """Stands in for TargetTiming where there is none (fp32): says why in the report."""
+
+    def __init__(self, note: str) -> None:
+        self.note = note
+
+    def __call__(self, event: Any) -> None:
+        return None
+
+    def report_fields(self) -> dict[str, Any]:
+        return {"operating_points": None, "lowest_feasible_voltage": None, "target_note": self.note}
+
+
 def _device_of(backend: Any) -> Any:
     """The LinkBackend behind `backend` (itself, or the device a VerifyingBackend wraps), or None."""
     for candidate in (backend, getattr(backend, "device", None)):
@@ -529,14 +542,23 @@ def _backend_work(backend: Any, device: Any, target: Target) -> FrameWork:
     return model_work(model, target)
 
 
-def work_summary(work: FrameWork, target: Target) -> dict[str, Any]:
+def work_summary(work: FrameWork, target: Target,
+                 points: tuple[OperatingPoint, ...] = ()) -> dict[str, Any]:
+    """Facts of the model on the target; with `points`, where each point's cycles go."""
     macs = work.macs
+    breakdown = {}
+    for point in points:
+        c = frame_cycles(work, target, point.freq_hz)
+        breakdown[f"{point.voltage:g}"] = {"total": c.total, "compute": round(c.compute),
+                                           "dma_exposed": round(c.dma_exposed),
+                                           "elementwise": round(c.elementwise), "overhead": round(c.overhead)}
     return {"mode": work.mode, "cell": work.cell, "hidden": work.hidden, "workers": work.workers,
             "blob_bytes": work.blob_bytes, "weights_memory": work.level,
             "macs_int8": macs["int8"], "macs_fp16": macs["fp16"],
             "ideal_cycles": round(ideal_cycles(work, target), 1),
             "tiles": {layer.name: len(layer.tiles) for layer in work.layers},
-            "counters": work.counters().as_dict()}
+            "counters": work.counters().as_dict(),
+            **({"cycles_breakdown": breakdown} if breakdown else {})}
 
 
 def summarise(record: TargetRecord) -> list[dict[str, Any]]:

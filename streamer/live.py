@@ -760,6 +760,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"(default: {DEFAULT_QUEUE_BLOCKS})")
     parser.add_argument("--latency", default="low", metavar="low|high|S",
                         help="PortAudio suggested latency: low, high or seconds (default: low)")
+    parser.add_argument("--voltages", metavar="V,V,...", help="target operating points to check "
+                        "every block at, volts (default: all points of the target); the report "
+                        "and dashboard get operating_points (docs/cost-model.md)")
+    parser.add_argument("--target", metavar="TARGET.toml", help="target description for the cost "
+                        "model (default: the packaged GAP9 target)")
 
 
 def _latency(value: str) -> str | float:
@@ -832,6 +837,9 @@ def _run(args: argparse.Namespace) -> int:
         raise LiveError(f"--queue-blocks must exceed --slack-blocks + 1 ({args.slack_blocks + 1})")
     if args.duration is not None and args.duration <= 0:
         raise LiveError(f"--duration must be positive, not {args.duration:g}")
+    from streamer.costmodel import TimingSpec
+
+    timing_spec = TimingSpec.load(args.target, args.voltages)
     input_device, output_device = parse_device(args.input), parse_device(args.output)
     # Fail on the device before loading a model: the usual mistake is the device.
     check_devices(input_device, output_device)
@@ -847,7 +855,12 @@ def _run(args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.0005)
     try:
         with open_backend(args.backend, loaded.params, args.quant) as backend:
+            from streamer.costmodel import TargetNote
+            from streamer.replay import target_observer
+
+            timing, note = target_observer(timing_spec, backend)
             session = LiveSession(backend, model_info=loaded.info(), backend_spec=args.backend,
+                                  observers=[timing if timing is not None else TargetNote(note or "")],
                                   quant=args.quant, input_device=input_device,
                                   output_device=output_device, fallback=args.fallback,
                                   slack_blocks=args.slack_blocks, queue_blocks=args.queue_blocks,
@@ -884,10 +897,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from streamer.backends.base import BackendError
     from streamer.model.params import ModelError
     from streamer.replay import ReplayError
+    from streamer.target import TargetError
 
     try:
         return run(args)
-    except (ModelError, BackendError, AudioError, ReplayError, OSError) as exc:
+    except (ModelError, BackendError, AudioError, ReplayError, TargetError, OSError) as exc:
         print(f"streamer: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
