@@ -346,3 +346,46 @@ def test_malformed_and_missing_target_files(tmp_path):
     with pytest.raises(TargetError, match="not a voltage"):
         TimingSpec.load(None, "0.65,low")
     assert load_target()["name"] == "gap9"
+
+
+def test_the_worked_example_of_the_docs():
+    """docs/cost-model.md works rnn1 of the mixed H = 256 LSTM at 0.65 V by hand: 225,060 cycles."""
+    target = read_target()
+    work = firmware_work("mixed", "lstm", 256, target)
+    rnn1 = work.layers[1]
+    assert (rnn1.rows_per_tile, len(rnn1.tiles), sum(rnn1.row_bytes)) == (120, 9, 524)
+    cycles = frame_cycles(work, target, 240e6)
+    assert round(cycles.by_layer[1]) == 300 + 150 + 200 + 96 + 25_332 + 7 * 25_332 + 13_594 + 2_304 + 5_760
+    assert cycles.total == 618_978
+    assert round(ideal_cycles(work, target), 1) == 57_472.1
+
+
+def _fake_device(work, counters, failed=False):
+    info = SimpleNamespace(mode=work.mode, cell=work.cell, hidden=work.hidden, weights_level=work.level)
+    return SimpleNamespace(model_info=info, last_counters=counters, last_failed=failed, baud=None)
+
+
+def test_device_counters_drive_the_cycles_and_lost_frames_miss():
+    target = read_target()
+    work = firmware_work("int8", "gru", 64, target)
+    c = work.counters()
+    link = SimpleNamespace(int8_macs=c.int8_macs, fp16_macs=c.fp16_macs, l1_bytes_from=c.l1_bytes_from,
+                           dma_transfers=c.dma_transfers, forks=c.forks, barrier_waits=c.barrier_waits)
+    device = _fake_device(work, link)
+    timing = TargetTiming(TimingSpec(target, target.points[:1]), device)
+    timing(SimpleNamespace(index=0))                     # counters as scheduled
+    device.last_counters = replace_counters(link, int8_macs=tuple(4 * m for m in c.int8_macs))
+    timing(SimpleNamespace(index=1))                     # other firmware: 4x the MACs
+    device.last_failed = True
+    timing(SimpleNamespace(index=2))                     # lost on the link
+    record = timing.record()
+    scheduled = frame_cycles(work, target, target.points[0].freq_hz).total
+    assert record.cycles[0] == [scheduled] and record.cycles[2] is None
+    assert record.cycles[1][0] > scheduled and record.counters_mismatch_frames == 1
+    row = summarise(record)[0]
+    assert row["frames"] == 3 and row["deadline_misses"] == 1 and not row["meets_deadline"]
+    assert timing.log_fields()["target_cycles"] is None
+
+
+def replace_counters(link, **changes):
+    return SimpleNamespace(**{**vars(link), **changes})
