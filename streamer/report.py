@@ -333,8 +333,8 @@ def target_lines(report: dict[str, Any]) -> list[str]:
         note = report.get("target_note")
         return [f"target    not modelled: {note}"] if note else []
     facts = report.get("target") or {}
-    lines = [f"target    {facts.get('name', '?')}: {facts.get('mode', '?')}, {facts.get('blob_bytes', 0):,} "
-             f"weight bytes in {facts.get('weights_memory', '?')}; ideal "
+    lines = [f"target    {facts.get('name', '?')}: {facts.get('mode', '?')} blob "
+             f"{facts.get('blob_bytes', 0):,} bytes in {facts.get('weights_memory', '?')}; ideal "
              f"{facts.get('ideal_cycles', 0):,.0f} cycles (MACs / (cores x peak))"
              + (f"; link {facts['link_ms_per_frame']:g} ms/frame" if facts.get("link_ms_per_frame") else "")]
     for row in points:
