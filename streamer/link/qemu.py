@@ -182,6 +182,7 @@ class Qemu(Simulator):
         try:
             if self.transport == "tcp":
                 self._wait_listening()
+                self._probe_tcp()
             else:
                 self._wait_ready()
                 self._hold_pty()
@@ -201,8 +202,7 @@ class Qemu(Simulator):
                 self._ready.set()
 
     def _hold_pty(self) -> None:
-        """Keep a handle on the pty's slave side for QEMU's lifetime and wait until the
-        firmware answers INFO through it.
+        """Keep a handle on the pty's slave side for QEMU's lifetime, then wait for the firmware.
 
         QEMU reads its pty master only while a slave is open, and rechecks once a second
         when none was: without a handle of our own, a client's first request could wait a
@@ -211,30 +211,55 @@ class Qemu(Simulator):
         import termios
         import tty
 
-        from streamer.link.protocol import InfoRequest, MsgType, parse_all
-
         assert self.url is not None
         self._pty_fd = os.open(self.url, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         tty.setraw(self._pty_fd, termios.TCSANOW)
+        fd = self._pty_fd
+
+        def read() -> bytes:
+            try:
+                return os.read(fd, 4096)
+            except BlockingIOError:
+                return b""
+
+        self._await_firmware(lambda data: os.write(fd, data), read)
+
+    def _probe_tcp(self) -> None:
+        """Wait for the firmware over one TCP connection, closed after (QEMU then accepts the
+        next client)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=self.start_timeout) as link:
+            link.setblocking(False)
+
+            def read() -> bytes:
+                try:
+                    return link.recv(4096)
+                except BlockingIOError:
+                    return b""
+
+            self._await_firmware(link.sendall, read)
+
+    def _await_firmware(self, write, read) -> None:
+        """Send INFO every 0.5 s until the firmware answers one.
+
+        The first request may arrive while hart 0 still clears .bss, and enabling the UART's
+        FIFO drops what it holds: a client whose first request is lost there would time out.
+        After this, the firmware is serving and nothing is in flight.
+        """
+        from streamer.link.protocol import InfoRequest, MsgType, parse_all
+
         deadline = time.monotonic() + self.start_timeout
         received, next_try = b"", 0.0
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 raise SimulatorError("QEMU exited before the firmware answered:\n" + "\n".join(self.output))
-            if time.monotonic() >= next_try:  # QEMU may not read yet: ask again each 0.5 s
-                os.write(self._pty_fd, InfoRequest().encode(seq=0))
+            if time.monotonic() >= next_try:
+                write(InfoRequest().encode(seq=0))
                 next_try = time.monotonic() + 0.5
             time.sleep(0.02)
-            try:
-                received += os.read(self._pty_fd, 4096)
-            except BlockingIOError:
-                continue
+            received += read()
             if any(p.type == MsgType.INFO | 0x80 for p in parse_all(received)):
-                time.sleep(0.1)  # answers to the repeated requests: drain them too
-                try:
-                    os.read(self._pty_fd, 4096)
-                except BlockingIOError:
-                    pass
+                time.sleep(0.1)  # the answers to repeated requests: drain them too
+                read()
                 return
         raise SimulatorError(f"the firmware on QEMU did not answer INFO within {self.start_timeout:.0f} s:\n"
                              + "\n".join(self.output))

@@ -1,0 +1,214 @@
+"""The firmware on QEMU RV32 (`--backend qemu`): 1 controller + 8 worker harts, the 16550 UART
+as the link. The same link code and the same fault tests as the host simulator, masks
+bit-identical to the emulator on shared Valentini pairs in mixed and fp16, and per-hart
+instruction counts in the reports.
+
+Needs qemu-system-riscv32, riscv64-unknown-elf-gcc (+ picolibc), make and gcc: a missing tool
+skips with its name, except under CI (require_tool). The image is built once per session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import require_tool
+
+# The link fault tests, run here against QEMU through this module's `sim` fixture.
+from test_link_device import (  # noqa: F401 - collected by pytest from this module
+    child_pids,
+    loaded_client,
+    quantized,
+    run_frames,
+    running,
+    test_a_damaged_request_costs_only_its_frame,
+    test_device_killed_mid_stream_restarts_and_reloads,
+    test_garbage_between_packets_is_skipped,
+    test_late_replies_are_discarded_and_counted,
+    test_raw_damaged_packets_between_good_requests,
+    test_unanswered_requests_never_hang,
+)
+
+from streamer.link.device import DeviceClient
+from streamer.link.qemu import Qemu, build_qemu_image
+from streamer.quant.network import QuantizedNetwork
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+TEST_DEADLINE_S = 180
+PAIRS = ("p232_050", "p257_114")  # two of the shared Valentini pairs (about 280 and 300 frames)
+
+
+def require_qemu_tools() -> None:
+    for tool in ("qemu-system-riscv32", "riscv64-unknown-elf-gcc", "make", "gcc"):
+        require_tool(tool)
+
+
+@pytest.fixture(autouse=True)
+def no_hang() -> Iterator[None]:
+    def overrun(signum, frame):
+        raise TimeoutError(f"test overran its {TEST_DEADLINE_S} s deadline")
+
+    previous = signal.signal(signal.SIGALRM, overrun)
+    signal.alarm(TEST_DEADLINE_S)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture(scope="module")
+def qemu_image() -> Path:
+    require_qemu_tools()
+    return build_qemu_image()  # once, outside every test's deadline
+
+
+@pytest.fixture(params=["pty", "tcp"])
+def sim(request, qemu_image) -> Iterator[Qemu]:
+    """QEMU in place of the host simulator: the fault tests imported above use this."""
+    before = child_pids()
+    with Qemu(request.param) as qemu:
+        yield qemu
+    assert child_pids() <= before, "a QEMU process outlived its test"
+
+
+# --- the device ------------------------------------------------------------------------------------
+
+def test_device_info_and_counters_per_hart(sim):
+    _, model = quantized("mixed", hidden=64)
+    with loaded_client(sim, model) as client:
+        info = client.device_info
+        assert info.target == "qemu-rv32" and info.cores == 8 and info.timer_hz == 10_000_000
+        differing, _ = run_frames(client, QuantizedNetwork(model), _frames(12))
+        _, counters = client.frame(12, _bits(_frames(13)[12]))
+    assert differing == []
+    h, k = 64, 257
+    assert sum(counters.int8_macs) == 2 * 4 * h * (h + h)
+    assert sum(counters.fp16_macs) == h * k + k * h + k * k
+    assert counters.forks == 5 and counters.ticks > 0
+    # Retired instructions per hart, controller first: every worker computed its share.
+    assert len(counters.instructions) == 9
+    workers = counters.instructions[1:]
+    assert min(workers) > 10_000 and max(workers) / (sum(workers) / 8) < 1.2
+
+
+@pytest.mark.parametrize("mode,cell", [("fp16", "lstm"), ("int8", "gru")])
+def test_frames_are_bit_identical_to_the_golden_model(qemu_image, mode, cell):
+    _, model = quantized(mode, cell, hidden=40, seed=7)
+    with Qemu("tcp") as qemu, loaded_client(qemu, model) as client:
+        differing, _ = run_frames(client, QuantizedNetwork(model), _frames(30, seed=8))
+    assert differing == []
+
+
+def test_qemu_never_outlives_a_killed_host(qemu_image):
+    """The host process is SIGKILLed (no atexit, no finally): the kernel still ends QEMU, and
+    the shared RAM file is the only thing left behind (removed by the test)."""
+    code = ("import os, signal\n"
+            "from streamer.link.qemu import Qemu\n"
+            "q = Qemu('tcp').start()\n"
+            "print(q.pid, q._ram_file, flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    pid, ram = result.stdout.split()
+    Path(ram).unlink(missing_ok=True)
+    deadline = time.monotonic() + 5
+    while running(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(int(pid)), f"QEMU {pid} outlived its killed host"
+
+
+def test_close_leaves_no_process_and_no_file(qemu_image):
+    qemu = Qemu("pty").start()
+    pid, ram = qemu.pid, qemu._ram_file
+    assert pid is not None and ram is not None and ram.exists()
+    with DeviceClient(qemu.connect) as client:
+        assert client.info().target == "qemu-rv32"
+    qemu.close()
+    assert not running(pid) and not ram.exists()
+
+
+# --- the real model on shared pairs: `streamer replay --backend qemu --verify` ---------------------
+
+@pytest.fixture(scope="module")
+def lstm256_model(qemu_image, tmp_path_factory) -> Path:
+    """The default model when it exists and carries calibration; else tt_denoiser_rank_8
+    calibrated on the shared calibration set (both LSTM H = 256)."""
+    from streamer.model import default_model_path, load_model
+
+    default = default_model_path()
+    if default.is_file() and load_model(default).calibration:
+        return default
+    onnx = SHARED / "models" / "tt_denoiser_rank_8.onnx"
+    calib = SHARED / "data" / "calibration"
+    if not (onnx.is_file() and calib.is_dir()):
+        pytest.skip(f"no calibrated default model and no {onnx} + {calib} to make one")
+    out = tmp_path_factory.mktemp("qemu-model") / "rank8.tdn"
+    subprocess.run([sys.executable, "-m", "streamer", "quantize", str(onnx), "--quant", "fp32",
+                    "--calib", str(calib), "-o", str(out)], check=True, capture_output=True, timeout=300)
+    return out
+
+
+@pytest.mark.parametrize("quant", ["mixed", "fp16"])
+@pytest.mark.parametrize("pair", PAIRS)
+def test_replay_on_qemu_is_bit_exact(lstm256_model, tmp_path, quant, pair):
+    noisy = SHARED / "data" / "valentini" / "noisy" / f"{pair}.wav"
+    if not noisy.is_file():
+        pytest.skip(f"{noisy} not found")
+    report = tmp_path / "report.json"
+    before = child_pids()
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "replay", str(noisy), "--model", str(lstm256_model),
+         "--quant", quant, "--backend", "qemu", "--verify", "--out", str(tmp_path / "out.wav"),
+         "--report", str(report)],
+        capture_output=True, text=True, timeout=TEST_DEADLINE_S - 10, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(report.read_text())
+    info = _find(data, "instret_per_hart")
+    assert _find(data, "verify_mismatched_frames") == 0
+    assert _find(data, "frames_sent") == _find(data, "frames_answered") > 250
+    # 9 harts, controller first; the 8 workers share the work evenly.
+    assert len(info) == 9 and min(info[1:]) > 100_000
+    assert 1.0 <= _find(data, "instret_worker_imbalance") < 1.05
+    assert child_pids() <= before
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def _frames(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (np.abs(rng.standard_normal((n, 257))) * 3).astype(np.float32)
+
+
+def _bits(frame: np.ndarray) -> np.ndarray:
+    from streamer.backends.link import magnitude_bits
+
+    return magnitude_bits(frame)
+
+
+def _find(data, key: str):
+    """The first value of `key` anywhere in a nested report."""
+    if isinstance(data, dict):
+        if key in data:
+            return data[key]
+        values = data.values()
+    elif isinstance(data, list):
+        values = data
+    else:
+        return None
+    for value in values:
+        found = _find(value, key)
+        if found is not None:
+            return found
+    return None
