@@ -1,0 +1,267 @@
+"""The training recipe behind `streamer train`: synthesise speech, mix noise, fit the mask.
+
+The network is trained exactly as the runtime uses it: magnitudes of the engine's centred
+STFT of float audio in [-1, 1] go in, the sigmoid mask multiplies the complex noisy frames,
+and the loss compares the masked frames with the clean ones. Sequences start from a zero
+recurrent state, as every stream does.
+
+Loss (per time-frequency bin, after dividing both spectra by the noisy input's RMS so that
+loud and quiet examples count alike)::
+
+    0.7 * (|Y|^0.3 - |S|^0.3)^2  +  0.3 * |Y^0.3 - S^0.3|^2  +  0.1 * (mask - min(|S|/|X|, 1))^2
+
+    +  p * max(|S|^0.3 - |Y|^0.3, 0)^2          (p = --suppression-penalty)
+
+with Y = mask * X and Z^0.3 = |Z|^0.3 exp(j angle Z). The compressed magnitude term is the
+usual proxy for perceptual quality (PESQ weighs quiet parts as much as loud ones); the
+compressed complex term penalises keeping bins whose noisy phase is wrong; the small mask
+term gives a direct signal in bins whose energy is too small for the others to notice; the
+last term makes over-suppressing speech dearer than under-suppressing noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+DEFAULT_UTTERANCES = 2000
+RECIPE_VERSION = "streamer-train-1"
+
+
+def default_data_dir() -> Path:
+    """Where synthesised speech is cached: $XDG_CACHE_HOME/streamer/train (or ~/.cache/...)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "streamer" / "train"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `streamer train` options."""
+    parser.add_argument("--out", type=Path, required=True, help="model file to write (.tdn)")
+    parser.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
+    parser.add_argument("--hidden", type=int, choices=(128, 256), default=256)
+    parser.add_argument("--seed", type=int, default=0, help="seeds weights, speech and mixtures")
+    parser.add_argument("--speech-seed", type=int, default=None,
+                        help="seed of the speech corpus, if not --seed (fine-tuning on the same corpus "
+                             "with fresh mixtures)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimizer steps (reproducible); default: as many as --minutes allows")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="wall-clock budget for the optimisation (default 30 without --steps)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help=f"cache of synthesised speech (default {default_data_dir()})")
+    parser.add_argument("--utterances", type=int, default=DEFAULT_UTTERANCES,
+                        help="clean utterances to synthesise (about 5 s each)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (1 is fastest on a busy machine) and synthesis workers")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--segment", type=float, default=2.0, help="training segment, seconds")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak Adam learning rate")
+    parser.add_argument("--suppression-penalty", type=float, default=0.5,
+                        help="extra loss weight on bins where the output is below the clean speech")
+    parser.add_argument("--speech-eq", type=float, default=0.5,
+                        help="probability of a random EQ on each training speech segment")
+    parser.add_argument("--babble-min-snr", type=float, default=None,
+                        help="redraw babble mixtures below this SNR (dB) above it (default: no floor)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from this model file (fine-tuning) instead of random weights")
+    parser.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0,
+                        help="also write --out every so many minutes while training")
+
+
+def _learning_rate(peak: float, progress: float, step: int, warmup: int = 200) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak as `progress` goes 0 -> 1."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(max(progress, 0.0), 1.0)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def enhancement_loss(mask, noisy_spec, clean_spec, noisy_wave, suppression_penalty: float = 0.0):
+    """The recipe's loss (see the module docstring); tensors [B, T, F] and waveforms [B, N]."""
+    scale = noisy_wave.pow(2).mean(dim=1).sqrt().clamp_min(1e-5)[:, None, None]
+    x, s = noisy_spec / scale, clean_spec / scale
+    y = mask * x
+    eps = 1e-10
+
+    def compress(z):
+        mag2 = z.real.pow(2) + z.imag.pow(2) + eps
+        return mag2.pow(0.15), z / mag2.sqrt()
+
+    my, py = compress(y)
+    ms, ps = compress(s)
+    mag_term = (my - ms).pow(2).mean()
+    complex_term = (my * py - ms * ps).abs().pow(2).mean()
+    target = (s.abs() / (x.abs() + 1e-8)).clamp(max=1.0)
+    mask_term = (mask - target).pow(2).mean()
+    total = 0.7 * mag_term + 0.3 * complex_term + 0.1 * mask_term
+    if suppression_penalty:
+        # Removing speech costs more intelligibility (STOI) than leaving a little noise.
+        total = total + suppression_penalty * (ms - my).clamp_min(0).pow(2).mean()
+    return total, {"mag": float(mag_term.detach()), "complex": float(complex_term.detach()),
+                   "mask": float(mask_term.detach())}
+
+
+class _Prefetcher:
+    """Builds the next batches in a background thread (numpy FFTs release the GIL)."""
+
+    def __init__(self, sampler, batch: int, start_step: int, depth: int = 3) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(sampler, batch, start_step),
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, sampler, batch: int, step: int) -> None:
+        while not self._stop.is_set():
+            item = sampler.batch(range(step * batch, (step + 1) * batch))
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            step += 1
+
+    def get(self):
+        return self._queue.get()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def run(args: argparse.Namespace, log=print) -> int:
+    """Train one model as `args` says and write it to `args.out`. Returns a process exit code."""
+    # Spinning OpenMP workers collapse throughput on a shared or oversubscribed CPU (measured
+    # 4x slower LSTM steps); passive waiting costs little when the machine is idle.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import torch
+    except ImportError:
+        log("streamer train needs PyTorch: pip install 'streamer[train]'")
+        return 2
+    from streamer.model.fileformat import load_native, save_model
+    from streamer.model.torch_model import TinyDenoiser
+    from streamer.train.dataset import MixtureConfig, MixtureSampler, torch_stft
+    from streamer.train.speech import SynthesisError, build_corpus
+
+    minutes = args.minutes if args.minutes is not None else (None if args.steps else 30.0)
+    torch.set_num_threads(max(args.threads, 1))
+    # Quiet inputs drive some gradients into denormal range, which is very slow on x86.
+    torch.set_flush_denormal(True)
+    torch.manual_seed(args.seed)
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    t0 = time.time()
+    try:
+        speech_seed = args.seed if args.speech_seed is None else args.speech_seed
+        speech = build_corpus(data_dir, args.utterances, speech_seed, threads=args.threads, log=log)
+    except SynthesisError as exc:
+        log(f"error: {exc}")
+        return 2
+    hours = sum(len(s) for s in speech) / 16000 / 3600
+    log(f"speech: {len(speech)} utterances, {hours:.2f} h, ready in {time.time() - t0:.0f} s")
+
+    config = MixtureConfig(segment_seconds=args.segment, p_speech_eq=args.speech_eq,
+                           babble_min_snr=args.babble_min_snr)
+    sampler = MixtureSampler(speech, seed=args.seed, config=config)
+    # Held-out mixtures (different item seed) to report a validation loss at checkpoints.
+    val_noisy, val_clean = MixtureSampler(speech, seed=args.seed + 7919, config=config).batch(range(32))
+
+    if args.init:
+        model = TinyDenoiser.from_params(load_native(args.init))
+        if (model.cell, model.hidden) != (args.cell, args.hidden):
+            log(f"error: --init is a {model.cell} H={model.hidden} model, not {args.cell} H={args.hidden}")
+            return 2
+    else:
+        # Magnitudes of speech at everyday levels are O(0.1..10); 0.5 keeps fc0's start sane.
+        model = TinyDenoiser(args.cell, args.hidden, input_scale=0.5)
+    optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
+
+    def evaluate() -> float:
+        model.eval()
+        with torch.no_grad():
+            xs, ss = torch_stft(val_noisy), torch_stft(val_clean)
+            mask, _ = model(xs.abs())
+            loss, _ = enhancement_loss(mask, xs, ss, val_noisy, args.suppression_penalty)
+        model.train()
+        return float(loss)
+
+    def metadata(step: int, val: float) -> dict:
+        return {
+            "recipe": RECIPE_VERSION, "seed": args.seed, "speech_seed": speech_seed, "steps": step,
+            "batch": args.batch,
+            "segment_seconds": args.segment, "peak_lr": args.lr, "val_loss": round(val, 5),
+            "suppression_penalty": args.suppression_penalty, "speech_eq": args.speech_eq,
+            "babble_min_snr": args.babble_min_snr,
+            "init": str(args.init) if args.init else None,
+            "data": (f"{len(speech)} synthetic utterances ({hours:.2f} h: flite awb/rms/slt, "
+                     f"festival, espeak-ng) + synthetic noise, SNR {config.snr_db[0]:g}.."
+                     f"{config.snr_db[1]:g} dB, speech {config.level_dbfs[0]:g}.."
+                     f"{config.level_dbfs[1]:g} dBFS"),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "train_seconds": round(time.time() - start, 1), "torch": torch.__version__,
+        }
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    budget = None if minutes is None else minutes * 60.0
+    prefetch = _Prefetcher(sampler, args.batch, 0)
+    start = last_ckpt = time.time()
+    step, running = 0, None
+    limits = ([f"{args.steps} steps"] if args.steps else []) + ([f"{minutes:g} min"] if budget else [])
+    log(f"training {model.cell.upper()} H={model.hidden}: batch {args.batch} x {args.segment:g} s, "
+        f"{' / '.join(limits)}")
+    try:
+        while True:
+            elapsed = time.time() - start
+            if args.steps is not None and step >= args.steps:
+                break
+            if budget is not None and elapsed >= budget:
+                break
+            progress = step / args.steps if args.steps else elapsed / budget
+            for group in optimiser.param_groups:
+                group["lr"] = _learning_rate(args.lr, progress, step)
+            noisy, clean = prefetch.get()
+            xs, ss = torch_stft(noisy), torch_stft(clean)
+            mask, _ = model(xs.abs())
+            loss, parts = enhancement_loss(mask, xs, ss, noisy, args.suppression_penalty)
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            step += 1
+            value = float(loss.detach())
+            running = value if running is None else 0.98 * running + 0.02 * value
+            if step % args.log_every == 0 or step == 1:
+                log(f"step {step:6d}  loss {value:.4f} (avg {running:.4f}, mag {parts['mag']:.4f}, "
+                    f"mask {parts['mask']:.4f})  lr {optimiser.param_groups[0]['lr']:.2e}  "
+                    f"elapsed {time.time() - start:7.1f} s")
+            if time.time() - last_ckpt > args.checkpoint_minutes * 60:
+                val = evaluate()
+                save_model(model.to_params(metadata(step, val)), out)
+                log(f"checkpoint: step {step}, validation loss {val:.4f} -> {out}")
+                last_ckpt = time.time()
+    finally:
+        prefetch.close()
+    val = evaluate()
+    params = model.to_params(metadata(step, val))
+    save_model(params, out)
+    log(f"done: {step} steps in {time.time() - start:.0f} s, validation loss {val:.4f}; "
+        f"wrote {out} ({params.describe()})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (`python -m streamer.train.recipe`), same options as `streamer train`."""
+    parser = argparse.ArgumentParser(prog="streamer train", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
