@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,33 +111,63 @@ def test_frames_are_bit_identical_to_the_golden_model(qemu_image, mode, cell):
 
 
 def test_qemu_never_outlives_a_killed_host(qemu_image):
-    """The host process is SIGKILLed (no atexit, no finally): the kernel still ends QEMU, and
-    the shared RAM file is the only thing left behind (removed by the test)."""
+    """The host process is SIGKILLed (no atexit, no finally): the kernel still ends QEMU."""
     code = ("import os, signal\n"
             "from streamer.link.qemu import Qemu\n"
             "q = Qemu('tcp').start()\n"
-            "print(q.pid, q._ram_file, flush=True)\n"
+            "print(q.pid, flush=True)\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")
     path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, PYTHONPATH=path)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == -signal.SIGKILL, result.stderr
-    pid, ram = result.stdout.split()
-    Path(ram).unlink(missing_ok=True)
+    pid = int(result.stdout.split()[0])
     deadline = time.monotonic() + 5
-    while running(int(pid)) and time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not running(int(pid)), f"QEMU {pid} outlived its killed host"
+    assert not running(pid), f"QEMU {pid} outlived its killed host"
+
+
+def test_interrupted_replay_leaves_no_process_and_no_file(qemu_image, tmp_path):
+    """Ctrl-C (SIGINT) in the middle of a replay on QEMU: QEMU stops and its RAM file is gone."""
+    import soundfile
+
+    ram_dir = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    ram_files = set(ram_dir.glob("tdn-qemu-ram-*"))
+    noisy = tmp_path / "noisy.wav"
+    noise = np.random.default_rng(0).standard_normal(16000 * 20).astype(np.float32) * 0.1
+    soundfile.write(noisy, noise, 16000)
+    process = subprocess.Popen([sys.executable, "-m", "streamer", "replay", str(noisy), "--backend", "qemu",
+                                "--quant", "fp16", "--model", str(_small_model(tmp_path)),
+                                "--out", str(tmp_path / "out.wav")],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    qemu = set()
+    while not qemu and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        qemu = {pid for pid in _children_of(process.pid) if "qemu" in _comm(pid)}
+    assert qemu, "QEMU did not start"
+    time.sleep(3)  # uploading or streaming by now
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert process.returncode != 0
+    for pid in qemu:
+        end = time.monotonic() + 5
+        while running(pid) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not running(pid), "QEMU outlived an interrupted replay"
+    assert not set(ram_dir.glob("tdn-qemu-ram-*")) - ram_files
 
 
 def test_close_leaves_no_process_and_no_file(qemu_image):
     qemu = Qemu("pty").start()
-    pid, ram = qemu.pid, qemu._ram_file
-    assert pid is not None and ram is not None and ram.exists()
+    pid = qemu.pid
+    assert pid is not None and qemu._ram_file is None  # unlinked once QEMU mapped it
     with DeviceClient(qemu.connect) as client:
         assert client.info().target == "qemu-rv32"
     qemu.close()
-    assert not running(pid) and not ram.exists()
+    assert not running(pid)
 
 
 # --- the real model on shared pairs: `streamer replay --backend qemu --verify` ---------------------
@@ -185,6 +216,36 @@ def test_replay_on_qemu_is_bit_exact(lstm256_model, tmp_path, quant, pair):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+def _small_model(folder: Path) -> Path:
+    from helpers import random_params
+
+    from streamer.model.fileformat import save_model
+
+    path = folder / "small.tdn"
+    save_model(random_params("lstm", 32, seed=1), path)
+    return path
+
+
+def _children_of(parent: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.add(int(entry.name))
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return ""
+
 
 def _frames(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)

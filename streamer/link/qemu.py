@@ -12,7 +12,7 @@ Linux, with this process (PR_SET_PDEATHSIG). restart() and kill() serve the faul
 Per-hart instruction counts: QEMU's minstret is the host's time-stamp counter, so the launcher
 loads the plugin `libinstret.so` (firmware/hal/qemu-rv32/instret_plugin.c), which counts each
 vCPU's instructions into a page of guest RAM; guest RAM is therefore a shared file (in
-/dev/shm when it exists), removed when QEMU stops. See docs/qemu.md.
+/dev/shm when it exists), unlinked as soon as both have mapped it. See docs/qemu.md.
 
 TDN_QEMU=/path/to/qemu-system-riscv32 runs another QEMU; TDN_QEMU_ACCEL overrides `-accel`.
 """
@@ -189,6 +189,9 @@ class Qemu(Simulator):
         except BaseException:
             self.close()
             raise
+        # QEMU and the plugin have mapped the RAM file by now (the firmware answered): the
+        # name can go, so not even a SIGKILLed host leaves it behind.
+        self._remove_ram_file()
         return self
 
     def _read_output(self, process: subprocess.Popen) -> None:
