@@ -1,8 +1,8 @@
 /* hal_qemu.c - the HAL for QEMU `virt` (RV32IMAFC, -smp 9 -bios none): hart 0 is the
  * controller, harts 1..8 the cluster workers; the 16550 UART is the byte transport, the
  * CLINT gives the timer (mtime, 10 MHz) and the inter-hart interrupts, DMA is a copy done
- * by hart 0 while the workers compute, and
- * per-hart retired instructions come from instret_plugin.c (QEMU's minstret counts time).
+ * by hart 0 while the workers compute, and per-hart retired instructions come from
+ * instret_plugin.c (QEMU's minstret counts host time, not instructions).
  *
  * Nothing spins for long: a waiting hart sleeps in WFI and is woken by a software interrupt
  * (CLINT msip) from the hart it waits for, the controller waiting for bytes sleeps until the
