@@ -737,7 +737,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="numeric mode: fp32, fp16, int8, mixed (default: the model's own)")
     parser.add_argument("--backend", default="emulator", metavar="SPEC",
                         help="where the network runs: emulator (numpy on this host), sim or sim-tcp "
-                        "(the host firmware simulator), serial:PATH[@BAUD], socket://HOST:PORT "
+                        "(the host firmware simulator), qemu or qemu-tcp (the firmware on RISC-V "
+                        "under QEMU), serial:PATH[@BAUD], socket://HOST:PORT "
                         "(default: emulator)")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio "
                         "(default: until Ctrl-C)")

@@ -1,8 +1,8 @@
 /* hal.h - the thin hardware abstraction layer: the only code that differs between targets.
  *
  * firmware/hal/host/      pthreads cluster, memcpy DMA, clock_gettime, pty or TCP transport.
- * firmware/hal/qemu-rv32/ (future) hart 0 controller, harts 1..8 workers, 16550 UART,
- *                         CLINT timer, minstret.
+ * firmware/hal/qemu-rv32/ hart 0 controller, harts 1..8 workers, 16550 UART, CLINT
+ *                         timer, per-hart instruction counts (docs/qemu.md).
  *
  * Everything else (kernels, model, protocol, controller, counters) is portable C11 and calls
  * only these functions. Counting (MACs, DMA bytes, forks, barrier waits) is done by the
