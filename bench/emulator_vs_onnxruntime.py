@@ -27,22 +27,12 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from frames import magnitudes  # noqa: E402  (bench/frames.py: run as python bench/NAME.py)
 
 from streamer.backends.emulator import Fp32Network  # noqa: E402
 from streamer.engine import DEADLINE_S, HOP_SAMPLES, StreamingStft  # noqa: E402
 from streamer.model import load_model  # noqa: E402
 from streamer.quant.network import QUANTIZED_MODES, QuantizedNetwork, quantize  # noqa: E402
-
-
-def magnitudes(frames: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    engine = StreamingStft()
-    out = []
-    while len(out) < frames:
-        spectrum = engine.analyse(rng.standard_normal(HOP_SAMPLES) * 0.05)
-        if spectrum is not None:
-            out.append(np.abs(spectrum).astype(np.float32))
-    return np.array(out)
 
 
 def time_emulator(network, mags: np.ndarray) -> float:

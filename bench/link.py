@@ -28,8 +28,9 @@ import sys
 import time
 
 import numpy as np
+from frames import magnitudes  # bench/frames.py: run as python bench/NAME.py
 
-from streamer.engine import DEADLINE_S, HOP_SAMPLES, StreamingStft
+from streamer.engine import DEADLINE_S
 from streamer.link.blob import encode_blob
 from streamer.link.device import DeviceClient
 from streamer.link.protocol import DeviceInfo, frame_bytes
@@ -40,18 +41,6 @@ from streamer.quant.calibrate import activation_ranges, trace_activations
 from streamer.quant.network import QuantizedNetwork, quantize
 
 WARMUP = 20
-
-
-def magnitudes(frames: int, seed: int = 0) -> np.ndarray:
-    """STFT magnitudes of low noise, the level of a quiet room: realistic input ranges."""
-    rng = np.random.default_rng(seed)
-    engine = StreamingStft()
-    out = []
-    while len(out) < frames:
-        spectrum = engine.analyse(rng.standard_normal(HOP_SAMPLES) * 0.05)
-        if spectrum is not None:
-            out.append(np.abs(spectrum).astype(np.float32))
-    return np.array(out)
 
 
 def bench_model(hidden: int) -> tuple[TinyDenoiserParams, str]:

@@ -25,12 +25,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from streamer.link import simulator as _sim
-from streamer.link.simulator import FIRMWARE_DIR, Simulator, SimulatorError, _die_with_parent
+from streamer.link.simulator import FIRMWARE_DIR, Simulator, SimulatorError
 
 QEMU_DIR = FIRMWARE_DIR / "build" / "qemu-rv32"
 QEMU_IMAGE = QEMU_DIR / "tdn-qemu.elf"
@@ -164,21 +163,11 @@ class Qemu(Simulator):
             os.ftruncate(fd, RAM_MB * 1024 * 1024)
             os.close(fd)
             self._ram_file = Path(name)
-        command = self.command()
-        self._ready.clear()
-        self.url = None
-        self.output.clear()
         try:
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, text=True, bufsize=1,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
-        except OSError as error:
+            self._spawn(self.command(), "qemu")
+        except SimulatorError:
             self._remove_ram_file()
-            raise SimulatorError(f"cannot start {command[0]}: {error}") from error
-        _sim._live.add(self)
-        self._reader = threading.Thread(target=self._read_output, args=(self.process,),
-                                        name=f"qemu-{self.process.pid}", daemon=True)
-        self._reader.start()
+            raise
         try:
             if self.transport == "tcp":
                 self._wait_listening()

@@ -150,6 +150,16 @@ class Simulator:
         command = [str(self.binary), *self.args]
         if self.transport == "tcp":
             command += ["--tcp", str(self.port)]
+        self._spawn(command, "tdn-sim")
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _spawn(self, command: list[str], name: str) -> None:
+        """Start the child in its own session, tied to our life, with its output drained."""
         self._ready.clear()
         self.url = None
         self.output.clear()
@@ -161,14 +171,8 @@ class Simulator:
             raise SimulatorError(f"cannot start {command[0]}: {error}") from error
         _live.add(self)
         self._reader = threading.Thread(target=self._read_output, args=(self.process,),
-                                        name=f"tdn-sim-{self.process.pid}", daemon=True)
+                                        name=f"{name}-{self.process.pid}", daemon=True)
         self._reader.start()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
-        return self
 
     def _read_output(self, process: subprocess.Popen) -> None:
         """Keep the child's output drained (a full pipe would stall it) and find its address."""
