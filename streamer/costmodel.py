@@ -495,12 +495,20 @@ class TargetTiming:
 
     def log_fields(self) -> dict[str, Any]:
         """The last frame's cycles and pass/fail per voltage, for the per-frame log."""
-        if self.last is None:
+        return self._fields(self.last)
+
+    def frame_log_fields(self, index: int) -> dict[str, Any]:
+        """The same for frame `index` of the stream (the live log writes frames after the fact)."""
+        cycles = self.record_.cycles
+        return self._fields(cycles[index]) if 0 <= index < len(cycles) else {}
+
+    def _fields(self, cycles: list[int] | None) -> dict[str, Any]:
+        if cycles is None:
             return {"target_cycles": None, "target_meets": {f"{p.voltage:g}": False for p in self.points}}
-        return {"target_cycles": {f"{p.voltage:g}": c for p, c in zip(self.points, self.last, strict=True)},
+        return {"target_cycles": {f"{p.voltage:g}": c for p, c in zip(self.points, cycles, strict=True)},
                 "target_meets": {f"{p.voltage:g}": point_cost(c, p, self.target, self.record_.l1_bytes_from,
                                                               self.record_.link_s).meets
-                                 for p, c in zip(self.points, self.last, strict=True)}}
+                                 for p, c in zip(self.points, cycles, strict=True)}}
 
     def record(self) -> TargetRecord:
         return self.record_

@@ -535,6 +535,12 @@ class LiveSession:
             else:
                 record["outcome"] = _OUTCOME_NAMES[outcome]
             record["deadline_miss"] = outcome == LATE
+            if done and s >= 1:
+                # Block s completes STFT frame s - 1 (the first block completes none).
+                for observer in self.observers:
+                    frame_fields = getattr(observer, "frame_log_fields", None)
+                    if callable(frame_fields):
+                        record.update(frame_fields(s - 1))
             if self._log is not None:
                 self._log.write(json.dumps(record) + "\n")
             self._logged = s + 1

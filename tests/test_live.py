@@ -531,3 +531,24 @@ def test_streamer_live_subcommand_is_wired() -> None:
     assert result.returncode == 0, result.stderr
     for flag in ("--duration", "--fallback", "--slack-blocks", "--record-out", "--dashboard"):
         assert flag in result.stdout
+
+
+def test_live_log_has_target_cycles_and_pass_fail_per_voltage(jack_server: jack.JackServer,
+                                                              tmp_path: Path) -> None:
+    from streamer.backends.emulator import EmulatorBackend
+    from streamer.costmodel import TargetTiming, TimingSpec
+
+    backend = EmulatorBackend(random_params("lstm", 64, seed=6), quant="fp16")
+    timing = TargetTiming(TimingSpec.load(None, "0.65,0.80"), backend)
+    log = tmp_path / "frames.jsonl"
+    session = LiveSession(backend, backend_spec="emulator", input_device=jack.jack_device(),
+                          output_device=jack.jack_device(), observers=[timing], log_path=log)
+    report = session.run(duration_s=1.0)
+    assert [p["voltage"] for p in report["operating_points"]] == [0.65, 0.8]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    timed = [line for line in lines if "target_cycles" in line]
+    # Every block but the first (which completes no STFT frame) that was processed has its cost.
+    processed = [line for line in lines[1:] if line["host_ms"] is not None]
+    assert timed and len(timed) == len(processed)
+    assert set(timed[0]["target_cycles"]) == {"0.65", "0.8"} == set(timed[0]["target_meets"])
+    assert timed[0]["target_meets"] == {"0.65": True, "0.8": True}
