@@ -252,18 +252,24 @@ class Dashboard:
         return Group(*parts)
 
 
+# The per-voltage columns the issue's operators read, with headers short enough for a terminal.
+_POINT_COLUMNS = (("voltage", "V"), ("freq_mhz", "MHz"), ("latency_ms_p99", "ms p99"),
+                  ("slack_ms", "slack ms"), ("deadline_misses", "misses"), ("meets_deadline", "meets"),
+                  ("power_mw", "mW avg"), ("energy_uj_per_frame", "uJ/frame"),
+                  ("weights_memory", "weights"))
+
+
 def operating_points_table(points: Sequence[dict[str, Any]]) -> Any:
-    """Per-voltage rows, one column per key of the rows (whatever the target model reports)."""
+    """Per-voltage rows: latency, slack, misses, power and energy per frame, weight placement."""
     from rich.table import Table
 
-    table = Table(title="operating points", title_justify="left", box=None, padding=(0, 2))
-    columns: list[str] = []
-    for row in points:
-        columns += [k for k in row if k not in columns]
-    for name in columns:
-        table.add_column(name, justify="right", no_wrap=True)
+    table = Table(title="operating points", title_justify="left", box=None, padding=(0, 2),
+                  min_width=24)
+    columns = [(key, header) for key, header in _POINT_COLUMNS if any(key in row for row in points)]
+    for _, header in columns:
+        table.add_column(header, justify="right", no_wrap=True)
     for row in points:
         table.add_row(*("" if row.get(k) is None else
                         (f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k]))
-                        for k in columns))
+                        for k, _ in columns))
     return table

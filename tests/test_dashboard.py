@@ -71,10 +71,16 @@ def test_live_view_shows_counters_levels_timeline_and_operating_points_only_when
     assert "misses / 100 ms" in text and "··▁▂" in text
     assert "end to end" in text and "link rtt" in text
     assert "operating points" not in text
-    board.update(operating_points=[{"voltage_v": 0.65, "freq_mhz": 240, "target_ms": 1.9, "misses": 0},
-                                   {"voltage_v": 0.8, "freq_mhz": 370, "target_ms": 1.2, "misses": 0}])
+    board.update(operating_points=[
+        {"voltage": 0.65, "freq_mhz": 240, "latency_ms_p99": 2.58, "slack_ms": 3.67, "deadline_misses": 0,
+         "meets_deadline": True, "power_mw": 15.4, "energy_uj_per_frame": 85.4, "weights_memory": "MRAM"},
+        {"voltage": 0.8, "freq_mhz": 370, "latency_ms_p99": 9.1, "slack_ms": -2.85, "deadline_misses": 7,
+         "meets_deadline": False, "power_mw": 27.8, "energy_uj_per_frame": 155.0, "weights_memory": "MRAM"}])
     text = _text(board)
-    assert "operating points" in text and "voltage_v" in text and "0.65" in text and "370" in text
+    assert "operating points" in text and "0.65" in text and "370" in text
+    for header in ("V", "MHz", "ms p99", "slack ms", "misses", "mW avg", "uJ/frame", "weights"):
+        assert header in text
+    assert re.search(r"0\.8\s+370\s+9\.1\s+-2\.85\s+7\s+False", text)
 
 
 def test_without_a_terminal_it_prints_plain_lines_every_interval() -> None:
