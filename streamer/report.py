@@ -88,7 +88,8 @@ def file_entry(result: ReplayResult) -> dict[str, Any]:
 
 # Device facts every report shows at top level when the backend has them.
 _LIFTED_BACKEND_KEYS = ("link_rtt_ms", "last_counters", "verify_mismatched_frames",
-                        "verify_first_mismatch_frame", "verify_first_mismatch_layer")
+                        "verify_first_mismatch_frame", "verify_first_mismatch_layer",
+                        "verify_layer_source")
 
 
 def _run_header(command: str, model: dict[str, Any], backend: str, quant: str,
@@ -316,7 +317,8 @@ def replay_summary(report: dict[str, Any]) -> str:
     if "verify_mismatched_frames" in report:
         first = report.get("verify_first_mismatch_frame")
         lines.append(f"verify    {report['verify_mismatched_frames']} frame(s) differ from the emulator"
-                     + ("" if first is None else f" (first: frame {first})"))
+                     + ("" if first is None else f" (first: frame {first}, layer "
+                                                 f"{report.get('verify_first_mismatch_layer')})"))
     lines += target_lines(report)
     rtf = report["realtime_factor"]
     lines.append(f"host time p50 {_fmt(host['p50'])} ms   p99 {_fmt(host['p99'])} ms   max "

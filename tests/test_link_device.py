@@ -10,6 +10,7 @@ failures, and checks that no simulator process outlives it. The tests skip, sayi
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import signal
@@ -30,6 +31,7 @@ from streamer.backends.link import LinkBackend, magnitude_bits, mask_values, rea
 from streamer.link.blob import encode_blob
 from streamer.link.device import DeviceClient, DeviceError, ModelTooLarge
 from streamer.link.protocol import (
+    ErrorCode,
     FrameRequest,
     ModelBeginRequest,
     ModelChunkRequest,
@@ -45,7 +47,7 @@ from streamer.link.simulator import (
     needs_build,
 )
 from streamer.link.transport import LinkError, Transport, TransportSpec
-from streamer.link.verify import VerifyingBackend
+from streamer.link.verify import VerifyingBackend, first_differing_layer
 from streamer.quant.arith import f16, sanitize_input
 from streamer.quant.calibrate import activation_ranges, trace_activations
 from streamer.quant.network import QuantizedNetwork, quantize
@@ -227,6 +229,76 @@ def test_reset_restarts_the_recurrent_state(sim):
         assert run_frames(client, network, mags)[0] == []
         client.reset()
         assert run_frames(client, network, mags, start=10)[0] == []
+
+
+@pytest.mark.parametrize("mode,cell", [("fp16", "lstm"), ("mixed", "lstm"), ("int8", "gru")])
+def test_trace_returns_the_golden_intermediates(sim, mode, cell):
+    _, model = quantized(mode, cell, hidden=64, seed=6)
+    with loaded_client(sim, model) as client:
+        if mode not in client.device_info.modes:
+            pytest.skip(f"this device does not run {mode}")
+        device = LinkBackend(client, client.model_info, client.device_info, sim.transport)
+        with pytest.raises(DeviceError) as before_any_frame:
+            client.trace(0)
+        assert before_any_frame.value.code == ErrorCode.NO_MODEL
+        network = QuantizedNetwork(model)
+        state = network.initial_state()
+        for frame in frames_of(6, seed=7):
+            device.step(frame)
+            _, state, golden = network.step_traced(frame, state)
+            traced = device.trace_last_frame()
+            assert set(traced) == set(golden)
+            assert first_differing_layer(traced, golden) is None
+        assert ("rnn1.c" in traced) == (cell == "lstm")
+        with pytest.raises(DeviceError) as unknown:
+            client.trace(7)
+        assert unknown.value.code == ErrorCode.BAD_REQUEST
+        client.reset()
+        with pytest.raises(DeviceError) as after_reset:
+            client.trace(0)
+        assert after_reset.value.code == ErrorCode.NO_MODEL
+        assert_accounted(client)
+
+
+def test_step_traced_is_step():
+    _, model = quantized("mixed", "lstm", hidden=64, seed=2)
+    network = QuantizedNetwork(model)
+    state_a = state_b = network.initial_state()
+    for frame in frames_of(5, seed=1):
+        mask_a, state_a = network.step(frame, state_a)
+        mask_b, state_b, trace = network.step_traced(frame, state_b)
+        assert np.array_equal(mask_a, mask_b) and np.array_equal(trace["mask"], mask_a)
+        assert all(np.array_equal(a, b) for a, b in zip(state_a, state_b, strict=True))
+
+
+@pytest.mark.parametrize("tensor,layer", [("rnn2.weight_ih", "rnn2"), ("fc1.weight", "fc1"),
+                                          ("fc0.bias", "fc0")])
+def test_verify_names_the_first_differing_layer(sim, tensor, layer):
+    # The device and the emulator run models that differ in exactly one layer's weights.
+    params, device_model = quantized("fp16", hidden=64, seed=3)
+    other = copy.deepcopy(params)
+    other.tensors[tensor] = (other.tensors[tensor] * np.float32(1.25)).astype(np.float32)
+    emulator_model = quantize(other, "fp16", None)
+    client = loaded_client(sim, device_model)
+    device = LinkBackend(client, client.model_info, client.device_info, sim.transport)
+    with VerifyingBackend(device, EmulatorBackend(emulator_model)) as backend:
+        for frame in frames_of(5, seed=8):
+            backend.step(frame)
+        report = backend.report()
+    assert report["verify_first_mismatch_frame"] == 0
+    assert report["verify_first_mismatch_layer"] == layer
+    assert report["verify_layer_source"] == "trace"
+
+
+def test_verify_without_a_device_trace_says_output_only():
+    _, model = quantized("fp16", hidden=32, seed=3)
+    _, other = quantized("fp16", hidden=32, seed=4)
+    with VerifyingBackend(EmulatorBackend(model), EmulatorBackend(other)) as backend:
+        backend.step(frames_of(1)[0])
+        report = backend.report()
+    assert report["verify_first_mismatch_frame"] == 0
+    assert report["verify_first_mismatch_layer"] == "output"
+    assert report["verify_layer_source"].startswith("output only")
 
 
 # --- faults on the live link ----------------------------------------------------------------------
@@ -462,7 +534,9 @@ def test_verify_reports_a_restart_as_differing_frames(sim):
     assert fallbacks == report["verify_failed_frames"] == sum(device.failed_by_cause.values())
     assert report["verify_failed_frames"] >= 1
     assert report["verify_mismatched_frames"] >= 1
-    assert report["verify_first_mismatch_frame"] >= 10 and report["verify_first_mismatch_layer"] == "output"
+    assert report["verify_first_mismatch_frame"] >= 10
+    # The reloaded device restarted its recurrent state from zero: the first layer with state differs.
+    assert report["verify_first_mismatch_layer"] == "rnn1" and report["verify_layer_source"] == "trace"
     assert device.frames_sent == device.frames_answered + sum(device.failed_by_cause.values()) == 30
 
 

@@ -34,6 +34,8 @@ from streamer.link.protocol import (
     ResetRequest,
     StatsReply,
     StatsRequest,
+    TraceReply,
+    TraceRequest,
     crc8,
     crc32,
     decode_message,
@@ -62,6 +64,12 @@ EVERY_MESSAGE = [
     ResetReply(),
     StatsRequest(),
     StatsReply(1, 2, 3, 4),
+    TraceRequest(5),
+    TraceReply(5, 1, np.linspace(-2, 2, 257, dtype=np.float32)),
+    TraceReply(3, 2, np.arange(-128, 128, dtype=np.int8)),
+    TraceReply(4, 3, np.arange(-300, 300, 3, dtype=np.int16)),
+    TraceReply(2, 3, np.zeros(0, np.int16)),
+    TraceReply(6, 4, BITS),
     ErrorReply(ErrorCode.NO_MODEL, MsgType.FRAME, "no model loaded"),
 ]
 
@@ -113,7 +121,17 @@ def test_truncated_or_padded_payloads_are_malformed(message):
         with pytest.raises(ProtocolError):
             decode_message(Packet(message.TYPE, 0, payload + b"\0"))
     with pytest.raises(ProtocolError):
-        decode_message(Packet(message.TYPE, 0, payload[:1]))
+        decode_message(Packet(message.TYPE, 0, payload[:min(1, len(payload) - 1)]))
+
+
+def test_trace_layout_and_limits():
+    # u8 tensor, u8 dtype, u16 count, then the values; the largest (fc1, 257 binary32) fits.
+    reply = TraceReply(5, 1, np.ones(257, np.float32))
+    assert reply.pack()[:4] == bytes([5, 1]) + (257).to_bytes(2, "little")
+    assert len(reply.pack()) == 4 + 4 * 257 <= MAX_PAYLOAD
+    assert TraceRequest(1).pack() == b"\x01" and MsgType.TRACE == 0x08 and MsgType.TRACE_REPLY == 0x88
+    with pytest.raises(ProtocolError):
+        TraceReply.unpack(bytes([0, 9, 0, 0]))  # unknown dtype
 
 
 def test_unknown_error_codes_and_modes_are_named_not_crashed_on():
@@ -230,9 +248,11 @@ def intact_packets(stream: bytes, placed: list[tuple[bytes, int, bool]]) -> list
     next packet's first byte with it): the parser then rightly delivers what is there.
     """
     ends = [start for _, start, _ in placed[1:]] + [len(stream)]
+    # A packet restored by the damaged tail before it starts inside that packet's bytes.
+    earliest = [0] + [start for _, start, _ in placed[:-1]]
     found, position = [], 0
-    for (packet, start, _), end in zip(placed, ends, strict=True):
-        at = stream.find(packet, max(position, start))
+    for (packet, _, _), low, end in zip(placed, earliest, ends, strict=True):
+        at = stream.find(packet, max(position, low))
         if 0 <= at < end:
             found.append(packet)
             position = at + len(packet)

@@ -13,7 +13,7 @@
  * no damaged item is ever delivered; bad-length / unknown-type headers count as bad_header;
  * every feed/next loop terminates (bounded iterations).
  * Part B (handlers): random and mutated requests (INFO, MODEL_* with valid and corrupted
- * blobs, FRAME with NaN/inf/huge inputs, RESET, STATS, wrong lengths) straight into
+ * blobs, FRAME with NaN/inf/huge inputs, RESET, STATS, TRACE, wrong lengths) straight into
  * tdn_ctl_handle: exactly one well-formed reply per request, with the request's seq.
  *
  *   fuzz-parser [ITEMS]      (default 200000 receiver items; exit 0 = all invariants hold)
@@ -300,9 +300,10 @@ static void part_b(unsigned long requests)
             if (below(2)) for (size_t j = 5; j < n; j += 2) p[j] &= 0x7f; /* mostly finite, some NaN/inf */
             request(TDN_MSG_FRAME, p, n);
         } else {
-            uint8_t type = (uint8_t)(1 + below(7));
-            size_t n = below(3) == 0 ? below(40) : 0;
+            uint8_t type = (uint8_t)(1 + below(8));
+            size_t n = below(3) == 0 ? below(40) : type == TDN_MSG_TRACE ? 1 : 0;
             for (size_t j = 0; j < n; j++) p[j] = (uint8_t)rnd();
+            if (type == TDN_MSG_TRACE && n == 1) p[0] = (uint8_t)below(9); /* ids 0..6 valid */
             request(type, p, n);
         }
     }

@@ -16,6 +16,8 @@
  * unloads the current model (its memory may be overwritten). Chunks must come in order.
  * MODEL_END checks the size and CRC-32, then tdn_ctl_install places and validates the blob.
  * FRAME runs the network on the cluster and replies with the mask and the frame's counters.
+ * TRACE returns one of the last frame's intermediates, read from the model's frame workspace
+ * (the values tdn-run traces), so a host can name the first layer that differs.
  */
 #include <string.h>
 
@@ -84,10 +86,10 @@ size_t tdn_packet_encode(uint8_t *out, size_t cap, uint8_t type, uint8_t seq,
     return n + TDN_OVERHEAD;
 }
 
-int tdn_is_request(uint8_t type) { return type >= TDN_MSG_INFO && type <= TDN_MSG_STATS; }
+int tdn_is_request(uint8_t type) { return type >= TDN_MSG_INFO && type <= TDN_MSG_TRACE; }
 int tdn_is_reply(uint8_t type)
 {
-    return type == TDN_MSG_ERROR || (type >= TDN_REPLY(TDN_MSG_INFO) && type <= TDN_REPLY(TDN_MSG_STATS));
+    return type == TDN_MSG_ERROR || (type >= TDN_REPLY(TDN_MSG_INFO) && type <= TDN_REPLY(TDN_MSG_TRACE));
 }
 
 void tdn_rx_init(tdn_rx *rx, tdn_type_ok type_ok)
@@ -238,6 +240,7 @@ static size_t on_begin(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t c
     total = get_u32(req->payload);
     tdn_ctl_stage(&stage_cap);
     c->uploading = 0;
+    c->traced = 0;
     c->loaded = 0; /* the upload may overwrite the current model's memory */
     if (total == 0) return err_reply(c, out, cap, req, TDN_E_BAD_REQUEST, "empty model");
     if (total > stage_cap) return err_reply(c, out, cap, req, TDN_E_MODEL_TOO_LARGE, "model larger than the device's buffer");
@@ -304,9 +307,45 @@ static size_t on_frame(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t c
     for (unsigned i = 0; i < TDN_BINS; i++)
         mags[i] = (uint16_t)(req->payload[4 + 2 * i] | (req->payload[5 + 2 * i] << 8));
     tdn_ctl_frame(c, mags, mask, instret);
+    memcpy(c->last_mask, mask, sizeof mask);
+    c->traced = 1;
     memcpy(p, req->payload, 4);
     for (unsigned i = 0; i < TDN_BINS; i++) put_u16(p + 4 + 2 * i, mask[i]);
     return reply(out, cap, req, p, 4 + 2 * TDN_BINS + tdn_ctl_counters(p + 4 + 2 * TDN_BINS, instret));
+}
+
+/* TRACE: request u8 tensor id; reply u8 id, u8 dtype, u16 count, count values (docs/protocol.md). */
+enum { TR_F32 = 1, TR_I8 = 2, TR_I16 = 3, TR_F16 = 4 };
+
+static size_t on_trace(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t cap)
+{
+    const tdn_model *m = &c->model;
+    uint8_t *p = c->reply, id, dtype;
+    const void *src;
+    unsigned n, size, H = m->hidden, l;
+    int fp16 = m->mode == TDN_MODE_FP16, lstm = m->cell == TDN_CELL_LSTM;
+    if (req->len != 1) return err_reply(c, out, cap, req, TDN_E_BAD_REQUEST, "TRACE needs a u8 tensor id");
+    id = req->payload[0];
+    if (id > 6) return err_reply(c, out, cap, req, TDN_E_BAD_REQUEST, "unknown TRACE tensor id");
+    if (!c->loaded || !c->traced) return err_reply(c, out, cap, req, TDN_E_NO_MODEL, "no frame computed");
+    switch (id) {
+    case 0: src = m->y0; dtype = TR_F32; n = H; break;
+    case 5: src = m->y1; dtype = TR_F32; n = TDN_BINS; break;
+    case 6: src = c->last_mask; dtype = TR_F16; n = TDN_BINS; break;
+    default: /* 1, 2: rnn1 h, c; 3, 4: rnn2 h, c (c: LSTM only, else 0 values) */
+        l = (id - 1u) / 2u;
+        if ((id - 1u) % 2u == 0) { src = fp16 ? (const void *)m->h[l] : (const void *)m->hq[l]; dtype = fp16 ? TR_F32 : TR_I8; }
+        else { src = fp16 ? (const void *)m->c[l] : (const void *)m->cq[l]; dtype = fp16 ? TR_F32 : TR_I16; }
+        n = ((id - 1u) % 2u == 0 || lstm) ? H : 0;
+        break;
+    }
+    size = dtype == TR_F32 ? 4u : dtype == TR_I8 ? 1u : 2u;
+    p[0] = id;
+    p[1] = dtype;
+    put_u16(p + 2, n);
+    /* the targets are little-endian: the workspace's bytes are the wire's */
+    memcpy(p + 4, src, (size_t)n * size);
+    return reply(out, cap, req, p, 4 + (size_t)n * size);
 }
 
 size_t tdn_ctl_handle(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t cap)
@@ -322,6 +361,7 @@ size_t tdn_ctl_handle(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t ca
     case TDN_MSG_RESET:
         if (req->len != 0) return err_reply(c, out, cap, req, TDN_E_BAD_REQUEST, "RESET takes no payload");
         tdn_model_reset(&c->model);
+        c->traced = 0;
         return reply(out, cap, req, NULL, 0);
     case TDN_MSG_STATS:
         if (req->len != 0) return err_reply(c, out, cap, req, TDN_E_BAD_REQUEST, "STATS takes no payload");
@@ -330,6 +370,7 @@ size_t tdn_ctl_handle(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t ca
         put_u32(c->reply + 8, c->rx.stale);
         put_u32(c->reply + 12, c->frames);
         return reply(out, cap, req, c->reply, 16);
+    case TDN_MSG_TRACE: return on_trace(c, req, out, cap);
     default:
         return err_reply(c, out, cap, req, TDN_E_BAD_REQUEST, "unknown request");
     }

@@ -16,8 +16,8 @@ import numpy as np
 
 from streamer.backends.base import Backend, BackendError
 from streamer.engine import DEADLINE_S, N_BINS
-from streamer.link.device import DeviceClient
-from streamer.link.protocol import Counters, DeviceInfo, ModelInfo, frame_bytes
+from streamer.link.device import DeviceClient, MalformedReply
+from streamer.link.protocol import TRACE_TENSORS, Counters, DeviceInfo, ModelInfo, frame_bytes
 from streamer.link.transport import LinkError
 from streamer.quant import arith
 
@@ -118,6 +118,19 @@ class LinkBackend(Backend):
         if self.device_info.timer_hz:
             self.device_s.append(counters.ticks / self.device_info.timer_hz)
         return mask_values(mask_bits)
+
+    def trace_last_frame(self) -> dict[str, np.ndarray]:
+        """The device's intermediates of the last frame (TRACE), by TRACE_TENSORS name; tensors
+        the cell lacks (c of a GRU) are left out. Raises LinkError (DeviceError where the
+        device refuses, e.g. firmware without TRACE)."""
+        trace = {}
+        for tensor, name in enumerate(TRACE_TENSORS):
+            reply = self.client.trace(tensor)
+            if reply.tensor != tensor:
+                raise MalformedReply(f"TRACE reply for tensor {reply.tensor}, asked for {tensor}")
+            if reply.values.size:
+                trace[name] = reply.values
+        return trace
 
     def reset(self) -> None:
         try:

@@ -43,6 +43,8 @@ from streamer.link.protocol import (
     ResetRequest,
     StatsReply,
     StatsRequest,
+    TraceReply,
+    TraceRequest,
     crc32,
     decode_message,
     error_name,
@@ -125,6 +127,10 @@ class DeviceClient:
     def stats(self) -> StatsReply:
         """The device's receive error counters and frames computed (STATS)."""
         return self._call(StatsRequest(), StatsReply, self.request_timeout)
+
+    def trace(self, tensor: int) -> TraceReply:
+        """One of the last frame's intermediates (TRACE; index into TRACE_TENSORS)."""
+        return self._call(TraceRequest(tensor), TraceReply, self.request_timeout)
 
     def load_model(self, blob: bytes, progress: Progress | None = None) -> ModelInfo:
         """Send a TDNB blob in chunks of 1024 bytes; the ModelInfo of the accepted model.

@@ -48,6 +48,7 @@ class MsgType(IntEnum):
     FRAME = 0x05
     RESET = 0x06
     STATS = 0x07
+    TRACE = 0x08
     INFO_REPLY = 0x81
     MODEL_BEGIN_REPLY = 0x82
     MODEL_CHUNK_REPLY = 0x83
@@ -55,6 +56,7 @@ class MsgType(IntEnum):
     FRAME_REPLY = 0x85
     RESET_REPLY = 0x86
     STATS_REPLY = 0x87
+    TRACE_REPLY = 0x88
     ERROR = 0x7F
 
 
@@ -578,6 +580,56 @@ class StatsReply(Message):
         return cls(*struct.unpack("<4I", payload))
 
 
+TRACE_TENSORS = ("fc0", "rnn1.h", "rnn1.c", "rnn2.h", "rnn2.c", "fc1", "mask")
+TRACE_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("i1"), 3: np.dtype("<i2"), 4: np.dtype("<u2")}
+
+
+@dataclass(frozen=True)
+class TraceRequest(Message):
+    """Ask for one of the last frame's intermediates: its index in TRACE_TENSORS."""
+
+    TYPE: ClassVar[int] = MsgType.TRACE
+    tensor: int
+
+    def pack(self) -> bytes:
+        return struct.pack("<B", self.tensor)
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> TraceRequest:
+        _require(payload, 1, "TRACE request")
+        return cls(payload[0])
+
+
+@dataclass(frozen=True, eq=False)
+class TraceReply(Message):
+    """One intermediate of the last frame in its storage type (dtype code of TRACE_DTYPES;
+    binary16 values travel as u16 bit patterns)."""
+
+    TYPE: ClassVar[int] = MsgType.TRACE_REPLY
+    tensor: int
+    dtype: int
+    values: np.ndarray
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, TraceReply) and (self.tensor, self.dtype) == (other.tensor, other.dtype)
+                and self.values.tobytes() == other.values.tobytes())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def pack(self) -> bytes:
+        values = np.ascontiguousarray(self.values, TRACE_DTYPES[self.dtype])
+        return struct.pack("<BBH", self.tensor, self.dtype, values.size) + values.tobytes()
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> TraceReply:
+        _require(payload, 4, "TRACE reply", exact=False)
+        tensor, dtype, count = struct.unpack_from("<BBH", payload)
+        if dtype not in TRACE_DTYPES:
+            raise ProtocolError(f"TRACE reply has unknown dtype {dtype}")
+        _require(payload, 4 + count * TRACE_DTYPES[dtype].itemsize, "TRACE reply")
+        return cls(tensor, dtype, np.frombuffer(payload, TRACE_DTYPES[dtype], count, 4).copy())
+
+
 @dataclass(frozen=True)
 class ErrorReply(Message):
     """The device refused a request: code, the request type it refuses, and a reason."""
@@ -604,8 +656,8 @@ class ErrorReply(Message):
 
 MESSAGE_CLASSES: dict[int, type[Message]] = {cls.TYPE: cls for cls in (
     InfoRequest, ModelBeginRequest, ModelChunkRequest, ModelEndRequest, FrameRequest, ResetRequest,
-    StatsRequest, DeviceInfo, ModelBeginReply, ModelChunkReply, ModelInfo, FrameReply, ResetReply,
-    StatsReply, ErrorReply)}
+    StatsRequest, TraceRequest, DeviceInfo, ModelBeginReply, ModelChunkReply, ModelInfo, FrameReply,
+    ResetReply, StatsReply, TraceReply, ErrorReply)}
 
 
 def decode_message(packet: Packet) -> Message:

@@ -18,6 +18,8 @@ typedef struct {
     int uploading;
     uint32_t up_total, up_crc, up_received;
     uint32_t frames;        /* FRAME requests answered with a mask */
+    int traced;             /* the model's workspace holds the last frame's intermediates (TRACE) */
+    uint16_t last_mask[TDN_BINS];
     tdn_rx rx;
     uint8_t reply[TDN_MAX_PAYLOAD];
     uint8_t out[TDN_MAX_PACKET];

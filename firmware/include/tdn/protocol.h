@@ -26,6 +26,7 @@
 #define TDN_MSG_FRAME 0x05u
 #define TDN_MSG_RESET 0x06u
 #define TDN_MSG_STATS 0x07u
+#define TDN_MSG_TRACE 0x08u
 #define TDN_MSG_ERROR 0x7Fu
 #define TDN_REPLY(t) ((uint8_t)((t) | 0x80u))
 
@@ -46,8 +47,8 @@ typedef struct {
 
 /* A packet type the receiver accepts (others are bad headers). */
 typedef int (*tdn_type_ok)(uint8_t type);
-int tdn_is_request(uint8_t type); /* 0x01..0x07: what the device receives */
-int tdn_is_reply(uint8_t type);   /* 0x81..0x87 and 0x7F: what the host receives */
+int tdn_is_request(uint8_t type); /* 0x01..0x08: what the device receives */
+int tdn_is_reply(uint8_t type);   /* 0x81..0x88 and 0x7F: what the host receives */
 
 typedef struct {
     uint8_t buf[2 * TDN_MAX_PACKET];
