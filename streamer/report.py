@@ -83,8 +83,13 @@ def file_entry(result: ReplayResult) -> dict[str, Any]:
         "host_total_s": round(result.wall_s, 6),
         "realtime_factor": _round(result.realtime_factor, 2),
         "warnings": list(result.warnings),
+        # Per file, since each eval worker has its own device and emulator pair.
+        **{key: result.backend_info[key] for key in _VERIFY_KEYS if key in result.backend_info},
     }
 
+
+_VERIFY_KEYS = ("verify_frames", "verify_compared_frames", "verify_failed_frames",
+                "verify_mismatched_frames", "verify_first_mismatch_frame", "verify_first_mismatch_layer")
 
 # Device facts every report shows at top level when the backend has them.
 _LIFTED_BACKEND_KEYS = ("link_rtt_ms", "last_counters", "verify_mismatched_frames",
@@ -174,10 +179,15 @@ def eval_report(result: EvalResult) -> dict[str, Any]:
     else:
         notes = [r.target_note for r in result.files if r.target_note]
         report.update(_target_fields(None, notes[0] if notes else None))
-    verified = [e["backend_info"]["verify_mismatched_frames"] for e in entries
-                if "verify_mismatched_frames" in e.get("backend_info", {})]
+    verified = [e for e in entries if "verify_mismatched_frames" in e]
     if verified:
-        report["verify_mismatched_frames"] = sum(verified)
+        report["verify_mismatched_frames"] = sum(e["verify_mismatched_frames"] for e in verified)
+        report["verify_failed_frames"] = sum(e.get("verify_failed_frames") or 0 for e in verified)
+        first = next((e for e in verified if e.get("verify_first_mismatch_frame") is not None), None)
+        for key, source in (("verify_first_mismatch_file", "file"),
+                            ("verify_first_mismatch_frame", "verify_first_mismatch_frame"),
+                            ("verify_first_mismatch_layer", "verify_first_mismatch_layer")):
+            report[key] = None if first is None else first[source]
     return report
 
 

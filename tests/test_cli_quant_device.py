@@ -77,3 +77,24 @@ def test_replay_on_the_simulator_verifies_bit_exactness(tmp_path: Path, make_wav
     np.testing.assert_array_equal(sf.read(tmp_path / "d.wav")[0], sf.read(emulated)[0])
     assert_one_line_error(run_streamer("replay", noisy, "--model", random_model, "--verify",
                                        "--out", tmp_path / "x.wav"), "device backend")
+
+
+def test_eval_on_the_simulator_sums_verification_over_files(tmp_path: Path, make_wav,
+                                                            random_model: Path) -> None:
+    require_tool("make")
+    require_tool("gcc")
+    noisy, clean = tmp_path / "noisy", tmp_path / "clean"
+    noisy.mkdir()
+    clean.mkdir()
+    for i in range(2):
+        make_wav(noisy / f"f{i}.wav", seconds=0.4, noise=0.05, seed=i)
+        make_wav(clean / f"f{i}.wav", seconds=0.4, seed=i)
+    report = tmp_path / "r.json"
+    result = run_streamer("eval", "--noisy", noisy, "--clean", clean, "--model", random_model,
+                          "--quant", "fp16", "--backend", "sim", "--verify", "--jobs", "2",
+                          "--report", report)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert [f["verify_mismatched_frames"] for f in data["files"]] == [0, 0]
+    assert data["verify_mismatched_frames"] == 0 and data["verify_first_mismatch_file"] is None
+    assert sum(f["verify_compared_frames"] for f in data["files"]) == data["frames"]
