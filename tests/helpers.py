@@ -34,3 +34,27 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def deadline(seconds: int, what: str):
+    """Context manager: raise TimeoutError in the main thread after `seconds`, naming `what`.
+
+    A test blocked in a read or a wait then fails instead of hanging the whole run.
+    """
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def guard():
+        def overrun(signum, frame):
+            raise TimeoutError(f"test overran its {seconds} s deadline: {what}")
+
+        previous = signal.signal(signal.SIGALRM, overrun)
+        signal.alarm(seconds)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return guard()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import random_params, require_tool
+from helpers import deadline, random_params, require_tool
 
 from streamer.backends import open_backend
 from streamer.backends.base import BackendError
@@ -99,16 +99,8 @@ def running(pid: int) -> bool:
 @pytest.fixture(autouse=True)
 def no_hang() -> Iterator[None]:
     """Fail (not hang) a test that overruns TEST_DEADLINE_S, whatever it is blocked in."""
-    def overrun(signum, frame):
-        raise TimeoutError(f"test overran its {TEST_DEADLINE_S} s deadline: the link hung")
-
-    previous = signal.signal(signal.SIGALRM, overrun)
-    signal.alarm(TEST_DEADLINE_S)
-    try:
+    with deadline(TEST_DEADLINE_S, "the link hung"):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import require_tool
+from helpers import deadline, require_tool
 
 # The link fault tests, run here against QEMU through this module's `sim` fixture.
 from test_link_device import (  # noqa: F401 - collected by pytest from this module
@@ -55,16 +55,8 @@ def require_qemu_tools() -> None:
 
 @pytest.fixture(autouse=True)
 def no_hang() -> Iterator[None]:
-    def overrun(signum, frame):
-        raise TimeoutError(f"test overran its {TEST_DEADLINE_S} s deadline")
-
-    previous = signal.signal(signal.SIGALRM, overrun)
-    signal.alarm(TEST_DEADLINE_S)
-    try:
+    with deadline(TEST_DEADLINE_S, "QEMU or the link hung"):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="module")
