@@ -268,34 +268,10 @@ class QuantizedNetwork:
         return h, [h]
 
     # --- the frame ----------------------------------------------------------------------------
-    def step(self, magnitudes: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Magnitudes (float32) -> mask (binary16 values as float32), with the next state."""
+    def _forward(self, magnitudes: np.ndarray, state: list[np.ndarray]) -> tuple:
+        """One frame: (fc0 output, rnn1 state, rnn2 state, fc1 output, mask)."""
         per_layer = len(state) // 2
         # Every quantised mode takes binary16 input: a device link carries 2 bytes per bin.
-        x = f16(arith.sanitize_input(magnitudes))
-        y = np.maximum(self._dense("fc0", self._to_layer_input("fc0", x)), F32(0.0))
-        if self.precision["fc0"] == "fp16":
-            y = f16(y)
-        x1 = self._to_layer_input("rnn1", y) if self.precision["rnn1"] == "int8" else f16(y)
-        h1, s1 = self._recurrent("rnn1", x1, state[:per_layer])
-        h2, s2 = self._recurrent("rnn2", h1, state[per_layer:])
-        if self.precision["fc1"] == "int8":
-            fc1_in = h2  # int8 with the fixed state scale
-        elif self.precision["rnn2"] == "int8":
-            fc1_in = f16(h2.astype(F32) * STATE_SCALE)
-        else:
-            fc1_in = h2
-        y = np.maximum(self._dense("fc1", fc1_in), F32(0.0))
-        fc2_in = self._to_layer_input("fc2", y)
-        mask = f16(arith.sigmoid(self._dense("fc2", fc2_in)))
-        return mask, s1 + s2
-
-    def step_traced(self, magnitudes: np.ndarray, state: list[np.ndarray]
-                    ) -> tuple[np.ndarray, list[np.ndarray], dict[str, np.ndarray]]:
-        """`step`, plus the intermediates the firmware's TRACE returns (docs/protocol.md):
-        fc0's output, each recurrent layer's new h (and c), fc1's output as fc2 consumes it
-        (binary32) and the mask. The same arithmetic as `step`, kept apart so `step` stays lean."""
-        per_layer = len(state) // 2
         x = f16(arith.sanitize_input(magnitudes))
         y0 = np.maximum(self._dense("fc0", self._to_layer_input("fc0", x)), F32(0.0))
         if self.precision["fc0"] == "fp16":
@@ -304,14 +280,26 @@ class QuantizedNetwork:
         h1, s1 = self._recurrent("rnn1", x1, state[:per_layer])
         h2, s2 = self._recurrent("rnn2", h1, state[per_layer:])
         if self.precision["fc1"] == "int8":
-            fc1_in = h2
+            fc1_in = h2  # int8 with the fixed state scale
         elif self.precision["rnn2"] == "int8":
             fc1_in = f16(h2.astype(F32) * STATE_SCALE)
         else:
             fc1_in = h2
         y1 = np.maximum(self._dense("fc1", fc1_in), F32(0.0))
-        fc2_in = self._to_layer_input("fc2", y1)
-        mask = f16(arith.sigmoid(self._dense("fc2", fc2_in)))
+        mask = f16(arith.sigmoid(self._dense("fc2", self._to_layer_input("fc2", y1))))
+        return y0, s1, s2, y1, mask
+
+    def step(self, magnitudes: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Magnitudes (float32) -> mask (binary16 values as float32), with the next state."""
+        _, s1, s2, _, mask = self._forward(magnitudes, state)
+        return mask, s1 + s2
+
+    def step_traced(self, magnitudes: np.ndarray, state: list[np.ndarray]
+                    ) -> tuple[np.ndarray, list[np.ndarray], dict[str, np.ndarray]]:
+        """`step`, plus the intermediates the firmware's TRACE returns (docs/protocol.md):
+        fc0's output, each recurrent layer's new h (and c), fc1's output as fc2 consumes it
+        (binary32) and the mask."""
+        y0, s1, s2, y1, mask = self._forward(magnitudes, state)
         trace = {"fc0": y0, "rnn1.h": s1[0], "rnn2.h": s2[0],
                  "fc1": f16(y1) if self.precision["fc2"] == "fp16" else y1, "mask": mask}
         if self.cell == "lstm":
