@@ -69,16 +69,17 @@ def simulator_binary() -> Path | None:
     return None
 
 
-def child_pids() -> set[int]:
-    """Live child processes of this test process, read from /proc (no psutil)."""
-    me, found = os.getpid(), set()
+def child_pids(parent: int | None = None, live_only: bool = True) -> set[int]:
+    """Child processes of `parent` (default: this test process), read from /proc (no psutil);
+    zombies count only with live_only=False."""
+    parent, found = os.getpid() if parent is None else parent, set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == me and fields[0] != "Z":
+            if int(fields[1]) == parent and not (live_only and fields[0] == "Z"):
                 found.add(int(entry.name))
     return found
 

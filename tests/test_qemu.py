@@ -138,7 +138,7 @@ def test_interrupted_replay_leaves_no_process_and_no_file(qemu_image, tmp_path):
     qemu = set()
     while not qemu and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
-        qemu = {pid for pid in _children_of(process.pid) if "qemu" in _comm(pid)}
+        qemu = {pid for pid in child_pids(process.pid, live_only=False) if "qemu" in _comm(pid)}
     assert qemu, "QEMU did not start"
     time.sleep(3)  # uploading or streaming by now
     process.send_signal(signal.SIGINT)
@@ -217,19 +217,6 @@ def _small_model(folder: Path) -> Path:
     path = folder / "small.tdn"
     save_model(random_params("lstm", 32, seed=1), path)
     return path
-
-
-def _children_of(parent: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == parent:
-                found.add(int(entry.name))
-    return found
 
 
 def _comm(pid: int) -> str:
