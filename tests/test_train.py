@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,12 +77,10 @@ def test_torch_stft_matches_engine() -> None:
         np.testing.assert_allclose(mags[row], reference, atol=1e-4, rtol=0)
 
 
-def test_three_step_training_writes_loadable_model(tmp_path) -> None:
-    pytest.importorskip("torch")
-    from streamer.model import load_model
+def _run_tiny_training(tmp_path, *extra: str) -> tuple[Path, list[str]]:
+    """Three steps of the recipe on a fake corpus put where the recipe looks (no TTS needed)."""
     from streamer.train import recipe
 
-    # Pre-fill the speech cache the recipe looks in, so no TTS engine is needed.
     n, seed = 4, 11
     root = tmp_path / "data" / speech.corpus_key(n, seed)
     root.mkdir(parents=True)
@@ -96,13 +95,60 @@ def test_three_step_training_writes_loadable_model(tmp_path) -> None:
     out = tmp_path / "tiny.tdn"
     args = parser.parse_args(["--out", str(out), "--hidden", "128", "--steps", "3", "--seed", str(seed),
                               "--utterances", str(n), "--data-dir", str(tmp_path / "data"),
-                              "--batch", "2", "--segment", "0.5", "--threads", "1"])
+                              "--batch", "2", "--segment", "0.5", "--threads", "1", *extra])
     lines: list[str] = []
     assert recipe.run(args, log=lines.append) == 0
+    return out, lines
+
+
+def test_three_step_training_writes_loadable_model(tmp_path) -> None:
+    pytest.importorskip("torch")
+    from streamer.model import load_model
+
+    out, lines = _run_tiny_training(tmp_path)
     params = load_model(out)
     assert (params.cell, params.hidden) == ("lstm", 128)
-    assert params.metadata["seed"] == seed and params.metadata["steps"] == 3
+    assert params.metadata["seed"] == 11 and params.metadata["steps"] == 3
+    assert params.metadata["ema"] is None
     assert any(line.startswith("step") for line in lines)
+    assert not list(tmp_path.glob("tiny-step*.tdn"))
+
+
+def test_training_keeps_averaged_checkpoints(tmp_path) -> None:
+    pytest.importorskip("torch")
+    from streamer.model import load_model
+
+    out, lines = _run_tiny_training(tmp_path, "--ema", "0.9", "--keep-checkpoints",
+                                    "--checkpoint-minutes", "0")
+    snapshots = sorted(tmp_path.glob("tiny-step*.tdn"))
+    assert [p.name for p in snapshots] == ["tiny-step1.tdn", "tiny-step2.tdn", "tiny-step3.tdn"]
+    final, last = load_model(out), load_model(snapshots[-1])
+    assert final.metadata["ema"] == 0.9 and last.metadata["steps"] == 3
+    for name, weights in final.tensors.items():
+        np.testing.assert_array_equal(weights, last.tensors[name])
+    assert sum("checkpoint: step" in line for line in lines) == 3
+
+
+def test_weight_average_follows_the_ema_formula() -> None:
+    torch = pytest.importorskip("torch")
+    from streamer.train.recipe import WeightAverage
+
+    model = torch.nn.Linear(3, 2)
+    average = WeightAverage(model, decay=0.5)
+    expected = [p.detach().clone() for p in model.parameters()]
+    for update in range(4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        average.update(model)
+        # Ramp: the first updates weigh the new weights by 1 - (1 + n) / (10 + n) > 1 - decay.
+        weight = 1.0 - min(0.5, (1 + update) / (10 + update))
+        expected = [e + weight * (p.detach() - e) for e, p in zip(expected, model.parameters(), strict=True)]
+    for e, a in zip(expected, average.model.parameters(), strict=True):
+        torch.testing.assert_close(a, e)
+    assert all(not p.requires_grad for p in average.model.parameters())
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, decay=1.0)
 
 
 @pytest.mark.parametrize("engine,voice", [("flite", "slt"), ("espeak-ng", "en-us+f3")])

@@ -72,6 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0,
                         help="also write --out every so many minutes while training")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="also keep each checkpoint as OUT-stepN.tdn (for choosing one later "
+                             "with python -m streamer.train.validate)")
+    parser.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                        help="write an exponential moving average of the weights (e.g. 0.999) "
+                             "instead of the last step's weights; validation loss is the average's")
 
 
 def _learning_rate(peak: float, progress: float, step: int, warmup: int = 200) -> float:
@@ -80,6 +86,30 @@ def _learning_rate(peak: float, progress: float, step: int, warmup: int = 200) -
         return peak * (step + 1) / warmup
     progress = min(max(progress, 0.0), 1.0)
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class WeightAverage:
+    """Exponential moving average of a model's parameters (a smoother model than any one step).
+
+    The decay ramps up as min(decay, (1 + n) / (10 + n)) over the first updates so that an
+    average of a freshly initialised model is not dominated by its random start.
+    """
+
+    def __init__(self, model, decay: float) -> None:
+        import copy
+
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), not {decay}")
+        self.decay = decay
+        self.model = copy.deepcopy(model)
+        self.model.requires_grad_(False)
+        self.updates = 0
+
+    def update(self, model) -> None:
+        weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, current in zip(self.model.parameters(), model.parameters(), strict=True):
+            average.lerp_(current.detach(), weight)
+        self.updates += 1
 
 
 def enhancement_loss(mask, noisy_spec, clean_spec, noisy_wave, suppression_penalty: float = 0.0):
@@ -181,14 +211,19 @@ def run(args: argparse.Namespace, log=print) -> int:
         # Magnitudes of speech at everyday levels are O(0.1..10); 0.5 keeps fc0's start sane.
         model = TinyDenoiser(args.cell, args.hidden, input_scale=0.5)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
+    average = WeightAverage(model, args.ema) if args.ema else None
+
+    def written() -> TinyDenoiser:
+        return average.model if average else model
 
     def evaluate() -> float:
-        model.eval()
+        net = written()
+        net.eval()
         with torch.no_grad():
             xs, ss = torch_stft(val_noisy), torch_stft(val_clean)
-            mask, _ = model(xs.abs())
+            mask, _ = net(xs.abs())
             loss, _ = enhancement_loss(mask, xs, ss, val_noisy, args.suppression_penalty)
-        model.train()
+        net.train()
         return float(loss)
 
     def metadata(step: int, val: float) -> dict:
@@ -197,7 +232,7 @@ def run(args: argparse.Namespace, log=print) -> int:
             "batch": args.batch,
             "segment_seconds": args.segment, "peak_lr": args.lr, "val_loss": round(val, 5),
             "suppression_penalty": args.suppression_penalty, "speech_eq": args.speech_eq,
-            "babble_min_snr": args.babble_min_snr,
+            "babble_min_snr": args.babble_min_snr, "ema": args.ema,
             "init": str(args.init) if args.init else None,
             "data": (f"{len(speech)} synthetic utterances ({hours:.2f} h: flite awb/rms/slt, "
                      f"festival, espeak-ng) + synthetic noise, SNR {config.snr_db[0]:g}.."
@@ -234,6 +269,8 @@ def run(args: argparse.Namespace, log=print) -> int:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
+            if average:
+                average.update(model)
             step += 1
             value = float(loss.detach())
             running = value if running is None else 0.98 * running + 0.02 * value
@@ -243,13 +280,19 @@ def run(args: argparse.Namespace, log=print) -> int:
                     f"elapsed {time.time() - start:7.1f} s")
             if time.time() - last_ckpt > args.checkpoint_minutes * 60:
                 val = evaluate()
-                save_model(model.to_params(metadata(step, val)), out)
-                log(f"checkpoint: step {step}, validation loss {val:.4f} -> {out}")
+                params = written().to_params(metadata(step, val))
+                save_model(params, out)
+                kept = ""
+                if args.keep_checkpoints:
+                    snapshot = out.with_name(f"{out.stem}-step{step}{out.suffix}")
+                    save_model(params, snapshot)
+                    kept = f" and {snapshot}"
+                log(f"checkpoint: step {step}, validation loss {val:.4f} -> {out}{kept}")
                 last_ckpt = time.time()
     finally:
         prefetch.close()
     val = evaluate()
-    params = model.to_params(metadata(step, val))
+    params = written().to_params(metadata(step, val))
     save_model(params, out)
     log(f"done: {step} steps in {time.time() - start:.0f} s, validation loss {val:.4f}; "
         f"wrote {out} ({params.describe()})")
