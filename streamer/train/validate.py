@@ -3,10 +3,12 @@
     python -m streamer.train.validate CHECKPOINT.tdn [...] [--json OUT.json]
 
 Training checkpoints are compared by mean PESQ-WB on utterances no checkpoint trained on:
-flite's kal16 voice (left out of training, like the demo) reading real sentences (training
-reads random word strings), each mixed with one draw of the recipe's noises (no babble, so no
-training speech leaks in) at 0-15 dB SNR. The test pairs in ../shared are never used to
-choose; they only measure the chosen model afterwards.
+flite's kal16 voice (left out of training, like the demo) reading sixteen real sentences
+(training reads random word strings) as eight apparent talkers (rate and vocal-tract warp),
+each mixed with one draw of the recipe's noises (no babble, so no training speech leaks in)
+at 0-17.5 dB SNR and -32..-23 dBFS. The best is the highest mean PESQ-WB among checkpoints
+whose mean STOI is at most --max-stoi-drop below the noisy input's. The test pairs in
+../shared are never used to choose; they only measure the chosen model afterwards.
 """
 
 from __future__ import annotations
@@ -27,62 +29,105 @@ VALIDATION_TEXTS = (
     "A cold wind from the north kept the fishing boats in the bay for three days.",
     "Our neighbours planted tomatoes, beans and a row of sunflowers along the fence.",
     "Please remember to switch off the oven before you leave the kitchen tonight.",
+    "The library will close early on Friday because the heating has broken down again.",
+    "She answered the phone on the second ring and wrote the number on her hand.",
+    "Two of the old bridges were repaired last summer, but the third is still closed.",
+    "If the train is late, wait for me by the clock in the main hall.",
+    "The children counted the ducks on the pond and fed them the last of the bread.",
+    "We drove through the valley at dawn, when the fields were still white with frost.",
+    "His sister teaches music at the school across the road from the market.",
+    "Nobody noticed that the painting had been hung upside down for a week.",
+    "The doctor said the results would be ready on Monday afternoon.",
+    "After the storm, the beach was covered with seaweed, shells and broken wood.",
 )
-VALIDATION_SNR_DB = (0.0, 5.0, 10.0, 15.0, 2.5, 7.5)
+# Each sentence is read by a different apparent talker: speaking rate and a vocal-tract warp
+# (pitch and formants together), so the score is not one voice's.
+VALIDATION_TALKERS = ((1.0, 1.0), (0.9, 0.92), (1.1, 1.08), (1.0, 0.88),
+                      (0.95, 1.12), (1.05, 0.96), (1.0, 1.04), (0.9, 1.0))
+VALIDATION_SNR_DB = (0.0, 5.0, 10.0, 15.0, 2.5, 7.5, 12.5, 17.5)
+VALIDATION_LEVEL_DBFS = (-26.0, -32.0, -23.0, -29.0)
 VALIDATION_SEED = 4242
 
 
 def validation_set(seed: int = VALIDATION_SEED) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(noisy, clean) pairs at 16 kHz, float64, speech at -26 dBFS; deterministic for a seed."""
+    """(noisy, clean) pairs at 16 kHz, float64; deterministic for a seed.
+
+    Sentence i is read by talker i mod 8 at SNR i mod 8 (0-17.5 dB) and speech level i mod 4
+    (-32..-23 dBFS), so each talker is heard at two levels and each SNR with two sentences.
+    """
     from streamer.train.noise import random_noise, scale_to_snr
     from streamer.train.speech import DEMO_VOICE, UtteranceSpec, synthesise
 
     engine, voice = DEMO_VOICE
     rng = np.random.default_rng(seed)
     pairs = []
-    for text, snr in zip(VALIDATION_TEXTS, VALIDATION_SNR_DB, strict=True):
-        clean = synthesise(UtteranceSpec(engine=engine, voice=voice, text=text, rate=1.0,
-                                         pitch=0.0, warp=1.0)).astype(np.float64)
+    for i, text in enumerate(VALIDATION_TEXTS):
+        rate, warp = VALIDATION_TALKERS[i % len(VALIDATION_TALKERS)]
+        snr = VALIDATION_SNR_DB[i % len(VALIDATION_SNR_DB)]
+        level = VALIDATION_LEVEL_DBFS[i % len(VALIDATION_LEVEL_DBFS)]
+        clean = synthesise(UtteranceSpec(engine=engine, voice=voice, text=text, rate=rate,
+                                         pitch=0.0, warp=warp)).astype(np.float64)
         clean = np.concatenate([np.zeros(SAMPLE_RATE // 4), clean, np.zeros(SAMPLE_RATE // 4)])
         noise, _ = random_noise(len(clean), rng)
         noisy = clean + scale_to_snr(clean, noise, snr)
-        gain = 10 ** (-26 / 20) / float(np.sqrt(np.mean(clean * clean)))
+        gain = 10 ** (level / 20) / float(np.sqrt(np.mean(clean * clean)))
         pairs.append((noisy * gain, clean * gain))
     return pairs
 
 
-def score(model_path: str | Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    """Mean PESQ-WB of `model_path` (FP32, numpy runtime) over `pairs`."""
+def score(model_path: str | Path | None,
+          pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Mean PESQ-WB and STOI of `model_path` (FP32, numpy runtime), or of the noisy input (None)."""
     from streamer.backends.emulator import EmulatorBackend
-    from streamer.metrics import pesq_wb
+    from streamer.metrics import pesq_wb, stoi
     from streamer.model import load_model
     from streamer.pipeline import Denoiser, enhance_signal
 
-    denoiser = Denoiser(EmulatorBackend(load_model(model_path)))
-    scores = []
+    denoiser = Denoiser(EmulatorBackend(load_model(model_path))) if model_path else None
+    pesq_scores, stoi_scores = [], []
     for noisy, clean in pairs:
-        denoiser.reset()
-        scores.append(pesq_wb(clean, enhance_signal(denoiser, noisy)))
-    return float(np.mean(scores))
+        if denoiser is None:
+            output = noisy
+        else:
+            denoiser.reset()
+            output = enhance_signal(denoiser, noisy)
+        pesq_scores.append(pesq_wb(clean, output))
+        stoi_scores.append(stoi(clean, output))
+    return {"pesq_wb": float(np.mean(pesq_scores)), "stoi": float(np.mean(stoi_scores))}
 
 
 def main(argv: list[str] | None = None) -> int:
+    from streamer.model import ModelError
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--json", type=Path, help="also write the scores here")
+    parser.add_argument("--max-stoi-drop", type=float, default=0.01,
+                        help="ignore checkpoints whose STOI is this far below the noisy input's")
     args = parser.parse_args(argv)
     pairs = validation_set()
+    noisy = score(None, pairs)
+    print(f"noisy input  PESQ-WB {noisy['pesq_wb']:.4f}  STOI {noisy['stoi']:.4f}",
+          file=sys.stderr, flush=True)
     scores = {}
     for path in args.checkpoints:
-        scores[str(path)] = score(path, pairs)
-        print(f"{path}  validation PESQ-WB {scores[str(path)]:.4f}", file=sys.stderr, flush=True)
-    best = max(scores, key=scores.get)
-    result = {"validation_pesq_wb": scores, "best": best}
+        try:
+            scores[str(path)] = score(path, pairs)
+        except (OSError, ModelError) as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return 2
+        print(f"{path}  PESQ-WB {scores[str(path)]['pesq_wb']:.4f}  "
+              f"STOI {scores[str(path)]['stoi']:.4f}", file=sys.stderr, flush=True)
+    eligible = {path: s for path, s in scores.items()
+                if s["stoi"] >= noisy["stoi"] - args.max_stoi_drop}
+    best = max(eligible, key=lambda path: eligible[path]["pesq_wb"]) if eligible else None
+    result = {"noisy": noisy, "checkpoints": scores, "max_stoi_drop": args.max_stoi_drop,
+              "best": best}
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return 0 if best else 1
 
 
 if __name__ == "__main__":
