@@ -51,3 +51,26 @@ def test_replay_matches_the_onnxruntime_reference(shared_dir: Path, reference: d
             f"{name} {item.input.name}: STOI {scores.stoi:.4f}, reference {ref['stoi']:.4f}")
         noisy_ref = reference["systems"]["noisy"][item.input.name]
         assert abs(item.noisy_quality.pesq_wb - noisy_ref["pesq_wb"]) <= PESQ_TOLERANCE
+
+
+def test_the_default_model_meets_the_quality_target(shared_dir: Path) -> None:
+    """The embedded model lifts mean PESQ-WB on the pairs by >= 0.15, losing <= 0.01 STOI.
+
+    The pairs only measure the model; they never trained or chose it (docs/training.md).
+    """
+    import numpy as np
+
+    from streamer.evaluate import evaluate
+    from streamer.model import default_model_path
+
+    if not default_model_path().is_file():
+        pytest.skip(f"{default_model_path()} is missing")
+    data = shared_dir / "data" / "valentini"
+    result = evaluate(data / "noisy", data / "clean")
+    assert len(result.files) == 6
+    enhanced = [item.enhanced_quality for item in result.files]
+    noisy = [item.noisy_quality for item in result.files]
+    pesq_gain = np.mean([e.pesq_wb for e in enhanced]) - np.mean([n.pesq_wb for n in noisy])
+    stoi_change = np.mean([e.stoi for e in enhanced]) - np.mean([n.stoi for n in noisy])
+    assert pesq_gain >= 0.15, f"mean PESQ-WB gain {pesq_gain:.3f}"
+    assert stoi_change >= -0.01, f"mean STOI change {stoi_change:.3f}"
