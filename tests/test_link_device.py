@@ -16,6 +16,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +96,29 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
+
+
+def assert_child_dies_with_killed_host(start: str, name: str, **env: str) -> None:
+    """A host process runs `start` (Python that starts a child as `child`), then SIGKILLs itself
+    (no atexit, no finally): the child must still end within 5 s."""
+    code = (f"import os, signal\n{start}\n"
+            "print(child.pid, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    path = os.pathsep.join(filter(None, [str(FIRMWARE_DIR.parent), os.environ.get("PYTHONPATH")]))
+    # Wait for the host, not for end of file on its pipes: a child that inherited them would
+    # hold them open, and waiting for that would wait for the very child under test.
+    with tempfile.TemporaryFile("w+") as errors:
+        host = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                stderr=errors, text=True, env=dict(os.environ, PYTHONPATH=path, **env))
+        line = host.stdout.readline()
+        host.wait(timeout=60)
+        errors.seek(0)
+        assert host.returncode == -signal.SIGKILL, errors.read()
+    host.stdout.close()
+    pid = int(line)
+    until = time.monotonic() + 5
+    while running(pid) and time.monotonic() < until:
+        time.sleep(0.05)
+    assert not running(pid), f"{name} {pid} outlived its killed host"
 
 
 @pytest.fixture(autouse=True)
@@ -611,23 +635,9 @@ def test_binary16_conversions_follow_the_contract():
 
 def test_simulator_dies_with_a_killed_host(sim_binary):
     """The host process is SIGKILLed (no atexit, no finally): the kernel still ends the child."""
-    code = ("import os, signal\n"
-            "from streamer.link.simulator import Simulator\n"
-            "sim = Simulator('tcp').start()\n"
-            "print(sim.pid, flush=True)\n"
-            "os.kill(os.getpid(), signal.SIGKILL)\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(FIRMWARE_DIR.parent),
-                                                                    os.environ.get("PYTHONPATH")])))
-    if sim_binary is not None:
-        env[BINARY_ENV] = str(sim_binary)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, env=env)
-    assert result.returncode == -signal.SIGKILL, result.stderr
-    pid = int(result.stdout.split()[0])
-    deadline = time.monotonic() + 5
-    while running(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(pid), f"tdn-sim {pid} outlived its killed host"
+    env = {BINARY_ENV: str(sim_binary)} if sim_binary is not None else {}
+    assert_child_dies_with_killed_host("from streamer.link.simulator import Simulator\n"
+                                       "child = Simulator('tcp').start()", "tdn-sim", **env)
 
 
 def test_the_simulator_is_built_when_missing_or_older_than_its_sources(tmp_path):

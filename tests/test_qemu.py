@@ -10,7 +10,6 @@ skips with its name, except under CI (require_tool). The image is built once per
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from helpers import deadline, require_tool
 
 # The link fault tests, run here against QEMU through this module's `sim` fixture.
 from test_link_device import (  # noqa: F401 - collected by pytest from this module
+    assert_child_dies_with_killed_host,
     child_pids,
     loaded_client,
     quantized,
@@ -104,20 +104,8 @@ def test_frames_are_bit_identical_to_the_golden_model(qemu_image, mode, cell):
 
 def test_qemu_never_outlives_a_killed_host(qemu_image):
     """The host process is SIGKILLed (no atexit, no finally): the kernel still ends QEMU."""
-    code = ("import os, signal\n"
-            "from streamer.link.qemu import Qemu\n"
-            "q = Qemu('tcp').start()\n"
-            "print(q.pid, flush=True)\n"
-            "os.kill(os.getpid(), signal.SIGKILL)\n")
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PYTHONPATH=path)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
-    assert result.returncode == -signal.SIGKILL, result.stderr
-    pid = int(result.stdout.split()[0])
-    deadline = time.monotonic() + 5
-    while running(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(pid), f"QEMU {pid} outlived its killed host"
+    assert_child_dies_with_killed_host("from streamer.link.qemu import Qemu\n"
+                                       "child = Qemu('tcp').start()", "QEMU")
 
 
 def test_interrupted_replay_leaves_no_process_and_no_file(qemu_image, tmp_path):
