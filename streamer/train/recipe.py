@@ -22,6 +22,7 @@ last term makes over-suppressing speech dearer than under-suppressing noise.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import queue
@@ -96,8 +97,6 @@ class WeightAverage:
     """
 
     def __init__(self, model, decay: float) -> None:
-        import copy
-
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), not {decay}")
         self.decay = decay

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.engine import SAMPLE_RATE
+from streamer.model.params import TinyDenoiserParams
 
 VALIDATION_TEXTS = (
     "The harbour lights came on one by one as the ferry pulled away from the pier.",
@@ -75,15 +76,18 @@ def validation_set(seed: int = VALIDATION_SEED) -> list[tuple[np.ndarray, np.nda
     return pairs
 
 
-def score(model_path: str | Path | None,
+def score(model: str | Path | TinyDenoiserParams | None,
           pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """Mean PESQ-WB and STOI of `model_path` (FP32, numpy runtime), or of the noisy input (None)."""
+    """Mean PESQ-WB and STOI of `model` (a file or loaded parameters; FP32, numpy runtime), or
+    of the noisy input (None)."""
     from streamer.backends.emulator import EmulatorBackend
     from streamer.metrics import pesq_wb, stoi
     from streamer.model import load_model
     from streamer.pipeline import Denoiser, enhance_signal
 
-    denoiser = Denoiser(EmulatorBackend(load_model(model_path))) if model_path else None
+    if isinstance(model, (str, Path)):
+        model = load_model(model)
+    denoiser = Denoiser(EmulatorBackend(model)) if model is not None else None
     pesq_scores, stoi_scores = [], []
     for noisy, clean in pairs:
         if denoiser is None:
@@ -97,7 +101,7 @@ def score(model_path: str | Path | None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from streamer.model import ModelError
+    from streamer.model import ModelError, load_model
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,19 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-stoi-drop", type=float, default=0.01,
                         help="ignore checkpoints whose STOI is this far below the noisy input's")
     args = parser.parse_args(argv)
+    models = {}
+    for path in args.checkpoints:  # every file is read before minutes of scoring start
+        try:
+            models[str(path)] = load_model(path)
+        except (OSError, ModelError) as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return 2
     pairs = validation_set()
     noisy = score(None, pairs)
     print(f"noisy input  PESQ-WB {noisy['pesq_wb']:.4f}  STOI {noisy['stoi']:.4f}",
           file=sys.stderr, flush=True)
     scores = {}
-    for path in args.checkpoints:
-        try:
-            scores[str(path)] = score(path, pairs)
-        except (OSError, ModelError) as exc:
-            print(f"error: {path}: {exc}", file=sys.stderr)
-            return 2
-        print(f"{path}  PESQ-WB {scores[str(path)]['pesq_wb']:.4f}  "
-              f"STOI {scores[str(path)]['stoi']:.4f}", file=sys.stderr, flush=True)
+    for path, model in models.items():
+        scores[path] = score(model, pairs)
+        print(f"{path}  PESQ-WB {scores[path]['pesq_wb']:.4f}  STOI {scores[path]['stoi']:.4f}",
+              file=sys.stderr, flush=True)
     eligible = {path: s for path, s in scores.items()
                 if s["stoi"] >= noisy["stoi"] - args.max_stoi_drop}
     best = max(eligible, key=lambda path: eligible[path]["pesq_wb"]) if eligible else None
