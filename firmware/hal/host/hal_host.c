@@ -27,27 +27,7 @@
 #include "tdn/config.h"
 #include "tdn/hal.h"
 
-/* ---- memory levels ----------------------------------------------------------------------- */
-#define HOST_L2_WEIGHTS (1200u * 1024u) /* of 1.5 MB L2: the rest is code, stacks, buffers */
-#define HOST_MRAM (2u * 1024u * 1024u)
-#define HOST_L3 (8u * 1024u * 1024u)
-
-static _Alignas(64) uint8_t l1_mem[TDN_L1_BYTES];
-static _Alignas(64) uint8_t l2_mem[HOST_L2_WEIGHTS];
-static _Alignas(64) uint8_t mram_mem[HOST_MRAM];
-static _Alignas(64) uint8_t l3_mem[HOST_L3];
-
-uint8_t *hal_l1(void) { return l1_mem; }
-
-uint8_t *hal_mem(int level, uint32_t *capacity)
-{
-    switch (level) {
-    case TDN_LEVEL_L2: *capacity = HOST_L2_WEIGHTS; return l2_mem;
-    case TDN_LEVEL_MRAM: *capacity = HOST_MRAM; return mram_mem;
-    case TDN_LEVEL_L3: *capacity = HOST_L3; return l3_mem;
-    default: *capacity = 0; return NULL;
-    }
-}
+/* Memory levels: hal/common/sim_memory.c. */
 
 const char *hal_target_name(void) { return "host-sim"; }
 

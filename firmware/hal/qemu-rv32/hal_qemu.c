@@ -52,27 +52,7 @@
 #define MIE_MTIE (1u << 7)
 #define MIE_MEIE (1u << 11)
 
-/* ---- memory levels: the same capacities as the host simulator ---------------------------- */
-#define QEMU_L2_WEIGHTS (1200u * 1024u)
-#define QEMU_MRAM (2u * 1024u * 1024u)
-#define QEMU_L3 (8u * 1024u * 1024u)
-
-static _Alignas(64) uint8_t l1_mem[TDN_L1_BYTES];
-static _Alignas(64) uint8_t l2_mem[QEMU_L2_WEIGHTS];
-static _Alignas(64) uint8_t mram_mem[QEMU_MRAM];
-static _Alignas(64) uint8_t l3_mem[QEMU_L3];
-
-uint8_t *hal_l1(void) { return l1_mem; }
-
-uint8_t *hal_mem(int level, uint32_t *capacity)
-{
-    switch (level) {
-    case TDN_LEVEL_L2: *capacity = QEMU_L2_WEIGHTS; return l2_mem;
-    case TDN_LEVEL_MRAM: *capacity = QEMU_MRAM; return mram_mem;
-    case TDN_LEVEL_L3: *capacity = QEMU_L3; return l3_mem;
-    default: *capacity = 0; return NULL;
-    }
-}
+/* Memory levels: hal/common/sim_memory.c. */
 
 const char *hal_target_name(void) { return "qemu-rv32"; }
 
