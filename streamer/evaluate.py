@@ -219,7 +219,11 @@ def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, b
         _stop_workers(pool)
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Wait for the pool's manager thread: left running, it may close its wake-up pipe just
+        # as the interpreter's exit hook writes to it (Python 3.11 checks, then writes, without
+        # a lock), and a Ctrl-C would end in an 'OSError: Bad file descriptor' traceback. The
+        # workers are done or terminated by now, so this wait is short.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
