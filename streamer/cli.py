@@ -29,6 +29,7 @@ _USER_ERRORS = (
     ("streamer.metrics", "MetricError"),
     ("streamer.live", "LiveError"),
     ("streamer.target", "TargetError"),
+    ("streamer.pipeline", "PipelineError"),
 )
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
@@ -66,6 +67,12 @@ _QUANT_HELP = ("numeric mode: fp32, fp16, int8 or mixed (recurrent layers int8, 
                "fp16 works on any FP32 model; int8 and mixed need the calibration the default "
                "model carries or a file made by 'streamer quantize' (default: the model file's "
                "own mode, fp32 for an FP32 model)")
+
+# Public: `streamer live` (streamer/live.py) can offer the same option with the same words.
+ATTEN_LIM_DB_HELP = ("limit the suppression to DB decibels, as DeepFilterNet's option of that name: "
+                     "the network's mask is floored at 10^(-DB/20) on the host before it multiplies "
+                     "the spectrum, so some ambience remains (e.g. 12; 0: no suppression at all; "
+                     "must be >= 0) (default: off, the network's mask unchanged)")
 
 _REPLAY_DESCRIPTION = """\
 Enhance a recorded file as if it arrived live, one 6.25 ms hop at a time, write the result,
@@ -199,6 +206,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="with a device backend: run the emulator beside it and count frames "
                              "whose masks differ by even one bit (report: verify_mismatched_frames)")
+    parser.add_argument("--atten-lim-db", type=float, metavar="DB", help=ATTEN_LIM_DB_HELP)
 
 
 _VOLTAGES_HELP = ("operating points to check every frame at, volts, comma-separated, e.g. "
@@ -234,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--report", metavar="REPORT.json",
                         help="write the report as JSON: model, backend, quant, frames, pesq_wb, "
                              "stoi, host_ms {p50, p99, max}, deadline_ms, host_deadline_misses, "
-                             "realtime_factor, input facts, operating_points, "
+                             "realtime_factor, atten_lim_db, input facts, operating_points, "
                              "lowest_feasible_voltage")
     replay.add_argument("--log", metavar="FRAMES.jsonl",
                         help="write one JSON line per frame: frame, host_ms, deadline_miss, "
@@ -359,7 +367,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         result = replay(args.noisy, out=args.out, clean=args.clean, model=args.model,
                         backend=args.backend, quant=args.quant, report=args.report, log=args.log,
                         progress=progress, verify=args.verify, target=args.target,
-                        voltages=args.voltages)
+                        voltages=args.voltages, atten_lim_db=args.atten_lim_db)
     print(replay_summary(replay_report(result)))
     for path, what in ((args.report, "report"), (args.log, "frame log")):
         if path:
@@ -402,7 +410,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         result = evaluate(args.noisy, args.clean, model=args.model, backend=args.backend,
                           quant=args.quant, out_dir=args.out_dir, jobs=args.jobs, verify=args.verify,
                           report=args.report, csv=args.csv, on_pairing=on_pairing, on_file=on_file,
-                          target=args.target, voltages=args.voltages)
+                          target=args.target, voltages=args.voltages,
+                          atten_lim_db=args.atten_lim_db)
     data = eval_report(result)
     Console().print(eval_table(data))
     for line in target_lines(data):
@@ -420,7 +429,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from streamer.report import write_json
-    from streamer.sweep import parse_modes, plot, ratio_lines, sweep, sweep_table
+    from streamer.sweep import parse_modes, plot, quality_hint, ratio_lines, sweep, sweep_table
 
     check = {"plot": args.plot, "report": args.report}
     from pathlib import Path
@@ -435,6 +444,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                    jobs=args.jobs, say=_say)
     # Wide enough for every column when the output is a file or a pipe.
     Console(width=None if sys.stdout.isatty() else 150).print(sweep_table(report))
+    hint = quality_hint(report)
+    if hint:
+        print(hint)
     for line in ratio_lines(report):
         print(line)
     if args.report:

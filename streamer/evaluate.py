@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from streamer.backends.base import Backend, open_backend
+from streamer.pipeline import mask_floor
 from streamer.replay import (
     LoadedModel,
     ReplayError,
@@ -57,6 +58,7 @@ class EvalResult:
     noisy_only: list[str]
     clean_only: list[str]
     complete: bool = True
+    atten_lim_db: float | None = None
 
 
 def default_jobs() -> int:
@@ -84,26 +86,28 @@ class _Runner:
     """One loaded model and open backend, reused for every file a process evaluates."""
 
     def __init__(self, loaded: LoadedModel, backend: str, quant: str | None, verify: bool = False,
-                 timing: Any = None) -> None:
+                 timing: Any = None, atten_lim_db: float | None = None) -> None:
         self.backend_spec, self.quant, self.timing = backend, quant, timing
+        self.atten_lim_db = atten_lim_db
         self.model_info = loaded.info()
         self.backend: Backend = open_backend(backend, loaded.params, quant, verify=verify)
 
     def run(self, noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
         return enhance_file(noisy, self.backend, model_info=self.model_info,
                             backend_spec=self.backend_spec, quant=self.quant, clean=clean, out=out,
-                            timing=self.timing)
+                            timing=self.timing, atten_lim_db=self.atten_lim_db)
 
 
 _worker_runner: _Runner | None = None
 
 
-def _init_worker(model: Path | None, backend: str, quant: str | None, verify: bool, timing: Any) -> None:
+def _init_worker(model: Path | None, backend: str, quant: str | None, verify: bool, timing: Any,
+                 atten_lim_db: float | None) -> None:
     global _worker_runner
     # Ctrl-C reaches the whole process group; the parent handles it (reports what finished,
     # then stops the workers), so a worker neither dies mid-answer nor prints a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_runner = _Runner(load(model), backend, quant, verify, timing)
+    _worker_runner = _Runner(load(model), backend, quant, verify, timing, atten_lim_db)
 
 
 def _run_in_worker(noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
@@ -122,7 +126,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
              model: str | Path | LoadedModel | None = None, backend: str = "emulator",
              quant: str | None = None, out_dir: str | Path | None = None, jobs: int | None = None,
              verify: bool = False, target: str | Path | None = None,
-             voltages: str | list[float] | None = None,
+             voltages: str | list[float] | None = None, atten_lim_db: float | None = None,
              report: str | Path | None = None, csv: str | Path | None = None,
              on_pairing: Callable[[Pairing], None] | None = None,
              on_file: FileCallback | None = None) -> EvalResult:
@@ -133,11 +137,13 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     (to warn about unpaired names); `on_file(result, done, total)` runs as each file finishes.
     On Ctrl-C the reports of the files finished so far are written, marked incomplete, and
     KeyboardInterrupt propagates. Every frame is costed on the target (`target`, default GAP9)
-    at each operating point (`voltages`, default all), as in `replay`.
+    at each operating point (`voltages`, default all), as in `replay`. `atten_lim_db` limits the
+    suppression in every file, as in `replay` (None, the default: off).
     """
     from streamer.costmodel import TimingSpec
     from streamer.report import eval_report, write_csv, write_json
 
+    mask_floor(atten_lim_db)  # a bad value is an error now, before any pairing or worker
     timing = TimingSpec.load(target, voltages)
 
     noisy_dir, clean_dir = Path(noisy_dir), Path(clean_dir)
@@ -161,11 +167,12 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     # Load and open in this process first: a bad model or backend is one clear error here,
     # not a broken worker pool.
     loaded = model if isinstance(model, LoadedModel) else load(model)
-    runner = _Runner(loaded, backend, quant, verify, timing)
+    runner = _Runner(loaded, backend, quant, verify, timing, atten_lim_db)
     result = EvalResult(noisy_dir=noisy_dir, clean_dir=clean_dir, out_dir=out_path,
                         model=runner.model_info, backend=backend, quant=quant,
                         backend_info=runner.backend.describe(), jobs=jobs, files=[],
-                        noisy_only=pairing.noisy_only, clean_only=pairing.clean_only)
+                        noisy_only=pairing.noisy_only, clean_only=pairing.clean_only,
+                        atten_lim_db=None if atten_lim_db is None else float(atten_lim_db))
     tasks = [(noisy, clean, None if out_path is None else out_path / noisy.name)
              for noisy, clean in pairing.pairs]
 
@@ -188,7 +195,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
             for task in tasks:
                 finished(runner.run(*task))
         else:
-            _run_pool(tasks, loaded.path, backend, quant, verify, timing, jobs, finished)
+            _run_pool(tasks, loaded.path, backend, quant, verify, timing, atten_lim_db, jobs, finished)
         write_reports()
     except KeyboardInterrupt:
         result.complete = False
@@ -200,12 +207,13 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
 
 
 def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, backend: str,
-              quant: str | None, verify: bool, timing: Any, jobs: int,
+              quant: str | None, verify: bool, timing: Any, atten_lim_db: float | None, jobs: int,
               finished: Callable[[ReplayResult], None]) -> None:
     # spawn, not fork: the parent may have a progress-bar thread running, and forking a
     # threaded process can deadlock.
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                               initializer=_init_worker, initargs=(model, backend, quant, verify, timing))
+                               initializer=_init_worker,
+                               initargs=(model, backend, quant, verify, timing, atten_lim_db))
     try:
         # Workers inherit this process's environment, so the single-threaded BLAS that
         # `import streamer` sets up applies to them too.

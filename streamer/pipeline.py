@@ -2,10 +2,16 @@
 
 Observers (timing, logs, dashboards) are called after each frame with what happened; they
 watch the stream and never change it.
+
+`atten_lim_db` limits the suppression, as DeepFilterNet's option of that name does: the
+network's mask is floored at 10 ** (-atten_lim_db / 20) before it multiplies the spectrum, so
+no bin is attenuated by more than that many dB and some ambience remains. Off (None) by
+default, and then the network's mask is applied untouched.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,9 +22,29 @@ from streamer.backends.base import Backend
 from streamer.engine import ALGORITHMIC_LATENCY_SAMPLES, HOP_SAMPLES, StreamingStft
 
 
+class PipelineError(ValueError):
+    """A pipeline setting that cannot be used (e.g. a negative attenuation limit); says why."""
+
+
+def mask_floor(atten_lim_db: float | None) -> float | None:
+    """The lowest mask value an attenuation limit of `atten_lim_db` dB allows, or None for no limit.
+
+    floor = 10 ** (-atten_lim_db / 20), rounded to float32 (the masks' type), e.g. 6 dB -> 0.5011872;
+    0 dB gives 1.0 (no suppression at all). Raises PipelineError for a negative or non-finite value.
+    """
+    if atten_lim_db is None:
+        return None
+    value = float(atten_lim_db)
+    if not math.isfinite(value) or value < 0:
+        raise PipelineError(f"--atten-lim-db must be a finite number of dB >= 0 (the most a bin may be "
+                            f"attenuated), got {value:g}")
+    return float(np.float32(10.0 ** (-value / 20.0)))
+
+
 @dataclass(frozen=True)
 class FrameEvent:
-    """What one frame cost: its index in the stream and the host time spent on it."""
+    """What one frame cost: its index in the stream, the host time spent on it and the mask applied
+    (after the attenuation limit, when there is one)."""
 
     index: int
     host_s: float
@@ -29,12 +55,20 @@ FrameObserver = Callable[[FrameEvent], None]
 
 
 class Denoiser:
-    """Push-based enhancer: `push(HOP_SAMPLES samples)` returns HOP_SAMPLES enhanced samples."""
+    """Push-based enhancer: `push(HOP_SAMPLES samples)` returns HOP_SAMPLES enhanced samples.
 
-    def __init__(self, backend: Backend, observers: Iterable[FrameObserver] = ()) -> None:
+    `atten_lim_db` (None: off) floors every mask at `mask_floor(atten_lim_db)` on the host, after
+    the network and before the mask multiplies the spectrum.
+    """
+
+    def __init__(self, backend: Backend, observers: Iterable[FrameObserver] = (), *,
+                 atten_lim_db: float | None = None) -> None:
+        floor = mask_floor(atten_lim_db)
         self.backend = backend
         self.engine = StreamingStft()
         self.observers = list(observers)
+        self.atten_lim_db = None if atten_lim_db is None else float(atten_lim_db)
+        self._floor = None if floor is None else np.float32(floor)
 
     def reset(self) -> None:
         self.engine.reset()
@@ -46,6 +80,8 @@ class Denoiser:
         if spectrum is None:
             return self.engine.synthesise(None)
         mask = self.backend.step(np.abs(spectrum).astype(np.float32))
+        if self._floor is not None:
+            mask = np.maximum(mask, self._floor)
         out = self.engine.synthesise(spectrum * mask)
         event = FrameEvent(self.engine.frames - 1, time.perf_counter() - start, mask)
         for observer in self.observers:

@@ -23,7 +23,7 @@ from streamer.backends.base import Backend, open_backend
 from streamer.engine import SAMPLE_RATE
 from streamer.metrics import HostTimer, Quality, TimingStats, quality, timing_stats
 from streamer.model import TinyDenoiserParams, load_model
-from streamer.pipeline import Denoiser, FrameObserver, enhance_signal
+from streamer.pipeline import Denoiser, FrameObserver, enhance_signal, mask_floor
 
 DEMO_NOISY = "demo_noisy.wav"
 DEMO_CLEAN = "demo_clean.wav"
@@ -83,6 +83,8 @@ class ReplayResult:
     # Target timing (streamer.costmodel.TargetRecord) per frame, or why there is none.
     target: Any = None
     target_note: str | None = None
+    # The attenuation limit the masks were floored at (streamer.pipeline.mask_floor); None: off.
+    atten_lim_db: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -152,11 +154,12 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
                  backend_spec: str, quant: str | None, clean: str | Path | Audio | None = None,
                  out: str | Path | None = None, observers: Sequence[FrameObserver] = (),
                  progress: Progress | None = None, score_noisy: bool = True,
-                 timing: Any = None) -> ReplayResult:
+                 timing: Any = None, atten_lim_db: float | None = None) -> ReplayResult:
     """Enhance one file with an open backend (reset first), write it, score it, time it.
 
     `timing` (a `costmodel.TimingSpec`, or a `TargetTiming` already watching `backend`) adds
-    the target cycles of every frame at each operating point (`result.target`).
+    the target cycles of every frame at each operating point (`result.target`). `atten_lim_db`
+    floors the masks (see `streamer.pipeline.Denoiser`; None, the default: the network's mask).
 
     `noisy` and `clean` are paths or already-read `Audio`. `out=None` writes no audio. With
     `clean`, the enhanced (and, with `score_noisy`, the unprocessed) signal is scored; a metric
@@ -170,7 +173,8 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
     backend.reset()
     timer = HostTimer()
     target_timing, target_note = target_observer(timing, backend)
-    denoiser = Denoiser(backend, [timer, *([target_timing] if target_timing else []), *observers])
+    denoiser = Denoiser(backend, [timer, *([target_timing] if target_timing else []), *observers],
+                        atten_lim_db=atten_lim_db)
     start = time.perf_counter()
     enhanced = enhance_signal(denoiser, noisy_audio.samples, progress)
     wall_s = time.perf_counter() - start
@@ -186,7 +190,7 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         sample_rate_in=noisy_audio.source_rate, channels_in=noisy_audio.source_channels,
         subtype_in=noisy_audio.source_subtype, samples=len(noisy_audio), host_s=timer.seconds(),
         wall_s=wall_s, target=None if target_timing is None else target_timing.record(),
-        target_note=target_note)
+        target_note=target_note, atten_lim_db=denoiser.atten_lim_db)
     if clean_audio is not None:
         result.enhanced_quality = quality(clean_audio.samples, enhanced)
         result.warnings += result.enhanced_quality.warnings
@@ -214,7 +218,8 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
            backend: str = "emulator", quant: str | None = None, report: str | Path | None = None,
            log: str | Path | None = None, progress: Progress | None = None,
            write_output: bool = True, verify: bool = False, target: str | Path | None = None,
-           voltages: str | Sequence[float] | None = None) -> ReplayResult:
+           voltages: str | Sequence[float] | None = None,
+           atten_lim_db: float | None = None) -> ReplayResult:
     """Replay `noisy` (None: the bundled demo, scored against its clean twin).
 
     Writes the enhanced file to `out` (default `<noisy stem>.enhanced.wav` in the current
@@ -222,8 +227,9 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
     to `log` when given. `verify` runs the emulator beside a device backend and reports frames
     whose masks differ (`verify_mismatched_frames`). Every frame is also costed on the target
     (`target`: a target file, default GAP9) at each operating point (`voltages`, default all;
-    docs/cost-model.md). Raises ReplayError, AudioError, ModelError
-    or BackendError with a one-line message for anything the user can fix.
+    docs/cost-model.md). `atten_lim_db` limits the suppression to that many dB (the masks are
+    floored; None, the default: off). Raises ReplayError, AudioError, ModelError, BackendError
+    or PipelineError with a one-line message for anything the user can fix.
     """
     from streamer.costmodel import TimingSpec
     from streamer.report import FrameLog, replay_report, write_json
@@ -244,6 +250,7 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
     check_output_paths({"enhanced output": out_path, "report": report_path, "frame log": log_path},
                      {"noisy": noisy_path, "clean": clean_path})
 
+    mask_floor(atten_lim_db)  # a bad value is an error now, before any file is read
     spec = TimingSpec.load(target, voltages)
     # Inputs before the model: a mistyped file name should not wait for a model to load.
     noisy_audio = read_audio(noisy_path, what="noisy")
@@ -261,7 +268,7 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
             result = enhance_file(noisy_audio, opened, model_info=loaded.info(), backend_spec=backend,
                                   quant=quant, clean=clean_audio, out=out_path,
                                   observers=[frame_log] if frame_log else [], progress=progress,
-                                  timing=timing)
+                                  timing=timing, atten_lim_db=atten_lim_db)
             if note is not None:
                 result.target_note = note
         finally:

@@ -98,7 +98,7 @@ _LIFTED_BACKEND_KEYS = ("link_rtt_ms", "last_counters", "verify_mismatched_frame
 
 
 def _run_header(command: str, model: dict[str, Any], backend: str, quant: str,
-                backend_info: dict[str, Any]) -> dict[str, Any]:
+                backend_info: dict[str, Any], atten_lim_db: float | None) -> dict[str, Any]:
     return {
         "streamer_version": streamer.__version__,
         "command": command,
@@ -108,6 +108,8 @@ def _run_header(command: str, model: dict[str, Any], backend: str, quant: str,
         "quant": backend_info.get("quant", quant),
         "weights_bytes": backend_info.get("weights_bytes"),
         "weights_memory": backend_info.get("weights_memory"),
+        # --atten-lim-db: the masks were floored at 10^(-atten_lim_db/20); None: the network's own.
+        "atten_lim_db": atten_lim_db,
         **{key: backend_info[key] for key in _LIFTED_BACKEND_KEYS if key in backend_info},
         "backend_info": backend_info,
         "sample_rate": SAMPLE_RATE,
@@ -127,7 +129,8 @@ def _target_fields(record: Any, note: str | None) -> dict[str, Any]:
 
 def replay_report(result: ReplayResult) -> dict[str, Any]:
     """The JSON report of one replay."""
-    return {**_run_header("replay", result.model, result.backend, result.quant, result.backend_info),
+    return {**_run_header("replay", result.model, result.backend, result.quant, result.backend_info,
+                          result.atten_lim_db),
             **file_entry(result), **_target_fields(result.target, result.target_note)}
 
 
@@ -147,7 +150,8 @@ def eval_report(result: EvalResult) -> dict[str, Any]:
     stats = timing_stats(pooled)
     audio_s = sum(r.duration_s for r in result.files)
     host_s = sum(r.wall_s for r in result.files)
-    report = _run_header("eval", result.model, result.backend, result.quant, result.backend_info)
+    report = _run_header("eval", result.model, result.backend, result.quant, result.backend_info,
+                         result.atten_lim_db)
     report.update({
         "noisy_dir": str(result.noisy_dir),
         "clean_dir": str(result.clean_dir),
@@ -293,6 +297,12 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _atten(report: dict[str, Any]) -> str:
+    """', suppression limited to 12 dB' when --atten-lim-db was given; '' otherwise."""
+    limit = report.get("atten_lim_db")
+    return "" if limit is None else f", suppression limited to {limit:g} dB"
+
+
 def _times(factor: float) -> str:
     # 2 significant digits: "0.31x" for a backend slower than real time, "57x" for a fast one.
     return f"{factor:.2g}x" if factor < 10 else f"{factor:.0f}x"
@@ -313,7 +323,7 @@ def replay_summary(report: dict[str, Any]) -> str:
     if report["output"]:
         lines.append(f"output    {report['output']} ({_rate(report['sample_rate_out'])} mono)")
     lines.append(f"model     {model['path']}: {model['description']}")
-    lines.append(f"backend   {report['backend']}, {report['quant']}")
+    lines.append(f"backend   {report['backend']}, {report['quant']}{_atten(report)}")
     if report["clean"]:
         lines.append(f"quality   PESQ-WB {_fmt(report['pesq_wb'])} (noisy {_fmt(report['noisy_pesq_wb'])})"
                      f"   STOI {_fmt(report['stoi'])} (noisy {_fmt(report['noisy_stoi'])})"
@@ -377,7 +387,7 @@ def eval_table(report: dict[str, Any]) -> Table:
                        f"STOI {_fmt(mean['noisy_stoi'])} (mean)")
     if rtf:
         caption.append(f"{_times(rtf)} real time on this host")
-    table = Table(title=f"{report['model']['path']}: {report['backend']}, {report['quant']}",
+    table = Table(title=f"{report['model']['path']}: {report['backend']}, {report['quant']}{_atten(report)}",
                   caption="\n".join(caption))
     table.add_column("file", no_wrap=True,
                      min_width=max([len(e["file"]) for e in report["files"]] + [4]))

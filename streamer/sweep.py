@@ -145,30 +145,50 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
 
 # --- presentation ------------------------------------------------------------------------------
 
+def _scored(report: dict[str, Any]) -> bool:
+    """Whether the modes were run over audio (--noisy/--clean), which gives PESQ-WB and STOI."""
+    return any(e["frames_scored"] for e in report["modes"].values())
+
+
+def _metric(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def sweep_table(report: dict[str, Any]) -> Any:
-    """A rich table: one row per (mode, voltage)."""
+    """A rich table: one row per (mode, voltage); PESQ-WB and STOI columns only when scored."""
     from rich.table import Table
 
-    scored = any(e["frames_scored"] for e in report["modes"].values())
+    scored = _scored(report)
     table = Table(title=f"{report['model']['path']}: {report['model']['description']}; target "
                         f"{Path(report['target']).name}, deadline {report['deadline_ms']:g} ms",
                   caption="x ideal: modelled cycles / (MACs / (cores x peak MACs per cycle)) for the mode"
                   + ("" if scored else "; every frame costs the same cycles on this firmware"))
     for name in ("mode", "V", "MHz", "cycles", "ms p99", "slack ms", "misses" if scored else "meets",
-                 "mW avg", "mW active", "uJ/frame", "weights", "x ideal", "PESQ-WB"):
+                 "mW avg", "mW active", "uJ/frame", "weights", "x ideal",
+                 *(("PESQ-WB", "STOI") if scored else ())):
         table.add_column(name, justify="left" if name in ("mode", "weights") else "right", no_wrap=True)
     for mode, entry in report["modes"].items():
         for i, row in enumerate(entry["operating_points"]):
             misses = (f"{row['deadline_misses']}/{row['frames']}" if scored
                       else "yes" if row["meets_deadline"] else "NO")
+            # The mode's scores, on its first row only.
+            quality = () if not scored else ("", "") if i else (_metric(entry["pesq_wb"]),
+                                                                 _metric(entry["stoi"]))
             table.add_row(mode if i == 0 else "", f"{row['voltage']:.2f}", f"{row['freq_mhz']:g}",
                           f"{row['cycles_p99']:,}", f"{row['latency_ms_p99']:.3f}", f"{row['slack_ms']:.2f}",
                           misses, f"{row['power_mw']:.1f}", f"{row['power_active_mw']:.1f}",
                           f"{row['energy_uj_per_frame']:.1f}", row["weights_memory"],
                           f"{row['cycles_to_ideal']:.1f}",
-                          "" if i or entry["pesq_wb"] is None else f"{entry['pesq_wb']:.3f}")
+                          *quality)
         table.add_section()
     return table
+
+
+def quality_hint(report: dict[str, Any]) -> str | None:
+    """The line under an unscored table saying how to get PESQ-WB/STOI; None when scored."""
+    if _scored(report):
+        return None
+    return "PESQ-WB/STOI: not scored; pass --noisy and --clean (two files or two folders) to score each mode"
 
 
 def ratio_lines(report: dict[str, Any]) -> list[str]:

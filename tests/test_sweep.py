@@ -77,16 +77,27 @@ def test_sweep_cli_table_report_and_plot(tmp_path, capsys):
                  "--report", str(report), "--plot", str(png)]) == 0
     out = capsys.readouterr().out
     assert "mixed vs fp16 speed-up" in out and "paper: up to 4x" in out and "lowest voltage" in out
+    # No audio scored: no empty PESQ-WB/STOI columns, one line saying how to get them instead.
+    header = next(line for line in out.splitlines() if "mode" in line and "x ideal" in line)
+    assert "PESQ" not in header and "STOI" not in header
+    hints = [line for line in out.splitlines() if line.startswith("PESQ-WB/STOI: ")]
+    assert hints == ["PESQ-WB/STOI: not scored; pass --noisy and --clean (two files or two folders) "
+                     "to score each mode"]
     data = json.loads(report.read_text())
     assert list(data["modes"]) == ["fp16", "mixed"] and data["voltages"] == [0.65, 0.8]
     for entry in data["modes"].values():
+        assert entry["pesq_wb"] is None and entry["stoi"] is None  # the fields stay, null
         assert len(entry["operating_points"]) == 2
         assert POINT_KEYS - {"frames"} <= set(entry["operating_points"][0])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_sweep_scores_each_mode_on_audio(tmp_path):
-    from streamer.sweep import sweep
+    import io
+
+    from rich.console import Console
+
+    from streamer.sweep import quality_hint, sweep, sweep_table
 
     noisy, clean = wav_pair(tmp_path)
     report = sweep(model_file(tmp_path), modes=("fp16", "int8"), voltages="0.65", noisy=noisy, clean=clean)
@@ -94,6 +105,15 @@ def test_sweep_scores_each_mode_on_audio(tmp_path):
         assert entry["pesq_wb"] is not None and entry["frames_scored"] > 0
         assert entry["operating_points"][0]["frames"] == entry["frames_scored"]
         assert entry["operating_points"][0]["deadline_misses"] == 0
+    text = io.StringIO()
+    Console(file=text, width=200).print(sweep_table(report))
+    header = next(line for line in text.getvalue().splitlines() if "mode" in line and "x ideal" in line)
+    assert "PESQ-WB" in header and "STOI" in header
+    fp16_row = next(line for line in text.getvalue().splitlines() if "fp16" in line)
+    assert f"{report['modes']['fp16']['pesq_wb']:.3f}" in fp16_row
+    stoi = report["modes"]["fp16"]["stoi"]  # None on this 0.3 s clip (too short for STOI): "n/a"
+    assert ("n/a" if stoi is None else f"{stoi:.3f}") in fp16_row
+    assert quality_hint(report) is None
 
 
 def test_sweep_with_a_link_baud_rate_adds_link_time(tmp_path):
