@@ -529,11 +529,10 @@ def test_simulator_on_a_pseudo_terminal(firmware):
 
 def test_portable_sources_build_for_rv32():
     """Everything but the HAL compiles for the bare-metal RV32 target (no _Float16 there)."""
-    import shutil
+    from helpers import require_tool
 
-    if shutil.which("make") is None or shutil.which("riscv64-unknown-elf-gcc") is None:
-        pytest.skip("riscv64-unknown-elf-gcc (apt: gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf) "
-                    "is not installed")
+    require_tool("make")
+    require_tool("riscv64-unknown-elf-gcc")  # apt: gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf
     result = subprocess.run(["make", "-C", str(FIRMWARE), "-j2", "rv32-check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

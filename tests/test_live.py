@@ -823,3 +823,28 @@ def test_live_log_has_target_cycles_and_pass_fail_per_voltage(jack_server: jack.
     assert timed and len(timed) == len(processed)
     assert set(timed[0]["target_cycles"]) == {"0.65", "0.8"} == set(timed[0]["target_meets"])
     assert timed[0]["target_meets"] == {"0.65": True, "0.8": True}
+
+
+@pytest.mark.parametrize("missing", ["package", "library"])
+def test_missing_audio_stack_says_what_to_install(tmp_path: Path, missing: str) -> None:
+    """Without sounddevice, or without the PortAudio library under it, `streamer live` is one
+    line naming both installs. Simulated (the real ones are installed here): the package by a
+    None entry in sys.modules, the library by a stand-in module raising the OSError sounddevice
+    raises when libportaudio cannot be loaded."""
+    if missing == "package":
+        prelude = "import sys; sys.modules['sounddevice'] = None"
+        path = str(REPO)
+    else:
+        stand_in = tmp_path / "sounddevice.py"
+        stand_in.write_text("raise OSError('PortAudio library not found')\n")
+        prelude = "pass"
+        path = os.pathsep.join([str(tmp_path), str(REPO)])
+    code = f"{prelude}; from streamer.cli import main; raise SystemExit(main(['live', '--duration', '1']))"
+    for args in ([], ["--list-devices"]):
+        run_code = code if not args else code.replace("'--duration', '1'", "'--list-devices'")
+        result = subprocess.run([sys.executable, "-c", run_code], capture_output=True, text=True,
+                                timeout=60, env=dict(os.environ, PYTHONPATH=path))
+        assert result.returncode == 2, result.stderr
+        line = result.stderr.strip()
+        assert line.startswith("streamer: error: ") and "\n" not in line, line
+        assert "pip install sounddevice" in line and "libportaudio2" in line
