@@ -650,6 +650,25 @@ def test_live_at_the_devices_rate_matches_replay(rate: int, random_model: Path, 
                       f"comparison not asserted", stacklevel=1)
 
 
+@pytest.mark.parametrize("rate", [8_000, 22_050, 32_000, 96_000])
+def test_live_runs_at_every_common_rate(rate: int, random_model: Path, tmp_path: Path) -> None:
+    """The other rates users' devices run at: a JACK server at that rate, a second of audio,
+    the device's own rate opened, every block accounted for, the FIFO never dry."""
+    from streamer.rate_adapter import device_block_size
+
+    block = device_block_size(rate)
+    report_path = tmp_path / "r.json"
+    with jack.running_server(tmp_path, rate=rate, period=block) as server:
+        result = subprocess.run(_live_command("--model", random_model, "--duration", "1",
+                                              "--slack-blocks", "4", "--report", report_path),
+                                env=_subprocess_env(server), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["device_rate"] == rate and report["block_samples"] == block
+    assert report["frames"] >= rate / block and report["reconciled"] and report["lost_frames"] == 0
+    assert report["resampler_underruns"] == 0 and report["end_to_end_latency_ms"]["resampling_ms"] > 0
+
+
 def test_stereo_device_picks_a_channel_or_downmixes(random_model: Path, tmp_path: Path) -> None:
     """A two-channel device: --input-channel 2 takes the right channel alone, the default
     takes the mean of both; the output goes to both output channels."""
