@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import streamer
 
@@ -221,6 +222,25 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voltages", metavar="V,V,...", help=_VOLTAGES_HELP)
 
 
+_DASHBOARD_HELP = ("live terminal view while it runs, the same as streamer live's: progress and time "
+                   "left, frames, host deadline misses and their timeline, host and link time, the "
+                   "device link's counters, per-voltage latency, slack, misses, power and energy, "
+                   "levels, and PESQ-WB/STOI as each file is scored (plain lines every second when "
+                   "stdout is not a terminal)")
+
+
+def _dashboard(args: argparse.Namespace, title: str) -> Any:
+    """The Dashboard for --dashboard, with the run's header fields; None without the flag."""
+    if not args.dashboard:
+        return None
+    from streamer.dashboard import Dashboard
+
+    board = Dashboard(title=title)
+    board.update(backend=args.backend, quant=args.quant or "the model's own",
+                 model=args.model or "default")
+    return board
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="streamer", description=_TOP_DESCRIPTION, epilog=_TOP_EPILOG,
                      formatter_class=_FORMATTER)
@@ -248,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write one JSON line per frame: frame, host_ms, deadline_miss, "
                              "target_cycles and target_meets per voltage")
     _add_target_options(replay)
+    replay.add_argument("--dashboard", action="store_true", help=_DASHBOARD_HELP)
     replay.set_defaults(func=_cmd_replay)
 
     evaluate = commands.add_parser(
@@ -266,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--jobs", type=_positive_int, metavar="N",
                           help="worker processes (default: min(2, CPU count))")
     _add_target_options(evaluate)
+    evaluate.add_argument("--dashboard", action="store_true", help=_DASHBOARD_HELP)
     evaluate.set_defaults(func=_cmd_eval)
 
     sweep = commands.add_parser(
@@ -363,11 +385,20 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from streamer.replay import replay
     from streamer.report import replay_report, replay_summary
 
-    with _progress_bar("enhancing", sys.stderr.isatty()) as progress:
+    board = _dashboard(args, "streamer replay")
+    with contextlib.ExitStack() as stack:
+        feed = None
+        if board is not None:
+            from streamer.feeds import StreamFeed
+
+            stack.enter_context(board)  # stopped on every way out, Ctrl-C included
+            feed, progress = StreamFeed(board), None
+        else:
+            progress = stack.enter_context(_progress_bar("enhancing", sys.stderr.isatty()))
         result = replay(args.noisy, out=args.out, clean=args.clean, model=args.model,
                         backend=args.backend, quant=args.quant, report=args.report, log=args.log,
                         progress=progress, verify=args.verify, target=args.target,
-                        voltages=args.voltages, atten_lim_db=args.atten_lim_db)
+                        voltages=args.voltages, atten_lim_db=args.atten_lim_db, feed=feed)
     print(replay_summary(replay_report(result)))
     for path, what in ((args.report, "report"), (args.log, "frame log")):
         if path:
@@ -383,7 +414,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from streamer.evaluate import evaluate
     from streamer.report import eval_report, eval_table, target_lines
 
-    interactive = sys.stderr.isatty()
+    board = _dashboard(args, "streamer eval")
+    interactive = sys.stderr.isatty() and board is None
 
     def on_pairing(pairing) -> None:
         for side, names, other in (("noisy", pairing.noisy_only, "clean"),
@@ -393,6 +425,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       f"name: {_names(names)}")
 
     with contextlib.ExitStack() as stack:
+        make_feed = None
+        if board is not None:
+            stack.enter_context(board)  # stopped on every way out, Ctrl-C included
+
+            def make_feed(pairing) -> Any:
+                from streamer.feeds import StreamFeed, blocks_of
+
+                return StreamFeed(board, files_total=len(pairing.pairs),
+                                  blocks_total=blocks_of([noisy for noisy, _ in pairing.pairs]))
+
         if interactive:
             from rich.progress import Progress
 
@@ -403,6 +445,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             if interactive:
                 bar.update(task, completed=done, total=total)
                 return
+            if board is not None:
+                return  # the dashboard shows files done and the scores
             q = result.enhanced_quality
             scores = "" if q is None else (f"  PESQ-WB {_fmt(q.pesq_wb)}  STOI {_fmt(q.stoi)}")
             _say(f"[{done}/{total}] {result.input.name}{scores}")
@@ -411,7 +455,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                           quant=args.quant, out_dir=args.out_dir, jobs=args.jobs, verify=args.verify,
                           report=args.report, csv=args.csv, on_pairing=on_pairing, on_file=on_file,
                           target=args.target, voltages=args.voltages,
-                          atten_lim_db=args.atten_lim_db)
+                          atten_lim_db=args.atten_lim_db, feed=make_feed)
     data = eval_report(result)
     Console().print(eval_table(data))
     for line in target_lines(data):

@@ -1,11 +1,13 @@
 """The terminal dashboard: a rich live view on a terminal, plain lines every second otherwise.
 
-`Dashboard` is a frame observer (`on_frame(event)`, or call it) plus a bag of fields the
-command feeds with `update(**fields)` -- counters, levels, the miss timeline, operating
-points. It renders from its own thread (rich's refresh thread, or a plain-line timer), never
-from the thread that produces the frames, so a slow terminal cannot make the audio late.
-Rows whose data the command never gave are left out rather than shown empty: `replay` has
-no levels, and the per-voltage rows appear only when a report carries `operating_points`.
+`Dashboard` is a frame observer (`on_frame(event)`, or call it) plus a bag of fields a feed
+fills with `update(**fields)` -- counters, levels, the miss timeline, operating points,
+progress, quality. One view, several feeds: `streamer live` (`LiveSession.snapshot`) and
+`streamer replay` / `eval` (`streamer.feeds.StreamFeed`). It renders from its own thread
+(rich's refresh thread, or a plain-line timer), never from the thread that produces the
+frames, so a slow terminal cannot make the audio late. Rows whose data the feed never gave
+are left out rather than shown empty: the per-voltage rows appear only when a feed carries
+`operating_points`, progress only for a recording, levels only where audio flows.
 """
 
 from __future__ import annotations
@@ -38,6 +40,33 @@ def sparkline(counts: Sequence[int], capacity: int) -> str:
             level = max(1, min(len(SPARK), round(count / max(capacity, 1) * len(SPARK))))
             chars.append(SPARK[level - 1])
     return "".join(chars)
+
+
+class MissTimeline:
+    """Deadline misses per `bin_s` of audio over the last `bins` bins: the dashboard's sparkline.
+
+    `bump(t)` counts a miss at audio time t (seconds); `advance(t)` moves the newest bin to t,
+    shifting older bins out. Misses older than the window are dropped.
+    """
+
+    def __init__(self, bin_s: float = 0.1, bins: int = 50) -> None:
+        self.bin_s, self.bins = bin_s, bins
+        self.counts = [0] * bins
+        self._head = 0          # index of the newest bin
+
+    def advance(self, t_s: float) -> None:
+        index = int(t_s / self.bin_s)
+        shift = index - self._head
+        if shift <= 0:
+            return
+        self.counts = (self.counts + [0] * min(shift, self.bins))[-self.bins:]
+        self._head = index
+
+    def bump(self, t_s: float) -> None:
+        self.advance(t_s)
+        offset = self._head - int(t_s / self.bin_s)
+        if offset < self.bins:
+            self.counts[-1 - offset] += 1
 
 
 def _ms(value: float | None, digits: int = 2) -> str:
@@ -87,6 +116,14 @@ class Dashboard:
                 self._host_misses += 1
 
     __call__ = on_frame
+
+    def add_host_times(self, seconds: Sequence[float] | np.ndarray) -> None:
+        """Host times of frames processed elsewhere (eval's worker processes), in one go."""
+        values = np.asarray(seconds, dtype=np.float64)
+        with self._lock:
+            self._host.extend(values[-HOST_WINDOW:].tolist())
+            self._events += int(values.size)
+            self._host_misses += int(np.count_nonzero(values > DEADLINE_S))
 
     def update(self, **fields: Any) -> None:
         """Set display fields: frames, deadline_misses, lost_frames, input_overflows,
@@ -163,7 +200,14 @@ class Dashboard:
 
     def plain_line(self) -> str:
         s = self.state()
-        parts = [f"frames {s['frames']}"]
+        parts = []
+        if s.get("progress"):
+            parts.append(progress_text(s["progress"]))
+        if s.get("files"):
+            parts.append(f"files {s['files']}")
+        if s.get("file"):
+            parts.append(str(s["file"]))
+        parts.append(f"frames {s['frames']}")
         if "deadline_misses" in s:
             rate = s["deadline_misses"] / s["frames"] * 100 if s["frames"] else 0.0
             parts.append(f"misses {s['deadline_misses']} ({rate:.2f}%)")
@@ -182,6 +226,11 @@ class Dashboard:
             parts.append(f"e2e {_ms(s['e2e_ms']['p50'], 1)} ms")
         if "input_dbfs" in s:
             parts.append(f"in {_db(s['input_dbfs']).strip()} out {_db(s.get('output_dbfs')).strip()}")
+        if s.get("operating_points"):
+            parts.append("V " + " ".join(f"{row['voltage']:g}:{row.get('deadline_misses', '?')} misses"
+                                         for row in s["operating_points"]))
+        if s.get("quality"):
+            parts.append(quality_text(s["quality"]))
         return "  ".join(parts)
 
     def render(self) -> Any:
@@ -202,6 +251,16 @@ class Dashboard:
             head.add_row("model", f"{s['model']}" + (f" ({desc})" if desc else ""))
         if s.get("device"):
             head.add_row("audio", str(s["device"]))
+        if s.get("files"):
+            head.add_row("files", str(s["files"]))
+        if s.get("file"):
+            head.add_row("file", str(s["file"]))
+        if s.get("progress"):
+            head.add_row("progress", progress_text(s["progress"], bar=True))
+        if s.get("quality"):
+            head.add_row("quality", quality_text(s["quality"]))
+        if s.get("link_counters"):
+            head.add_row("device link", str(s["link_counters"]))
         seconds = s.get("audio_s", frames * HOP_SAMPLES / SAMPLE_RATE)
         head.add_row("frames", f"{frames:,} ({seconds:.1f} s)")
         if "deadline_misses" in s:
@@ -250,6 +309,31 @@ class Dashboard:
         if points:
             parts.append(operating_points_table(points))
         return Group(*parts)
+
+
+def progress_text(progress: dict[str, Any], bar: bool = False, width: int = 24) -> str:
+    """'42% ███░░ 1,234 of 2,900 frames, 0:12 left' from {done, total, elapsed_s}."""
+    done, total = progress.get("done", 0), progress.get("total") or 0
+    fraction = min(1.0, done / total) if total else 0.0
+    elapsed = progress.get("elapsed_s") or 0.0
+    left = elapsed / fraction - elapsed if fraction > 0 else None
+    what = progress.get("unit", "frames")
+    text = f"{fraction * 100:3.0f}%"
+    if bar:
+        filled = int(round(width * fraction))
+        text += " " + "█" * filled + "░" * (width - filled)
+    text += f" {done:,} of {total:,} {what}"
+    if left is not None and fraction < 1:
+        text += f", {int(left // 60)}:{int(left % 60):02d} left"
+    return text
+
+
+def quality_text(quality: dict[str, Any]) -> str:
+    """'PESQ-WB 1.52  STOI 0.871' (a running mean over N files when `files` is given)."""
+    text = f"PESQ-WB {_ms(quality.get('pesq_wb'), 3)}  STOI {_ms(quality.get('stoi'), 3)}"
+    if quality.get("files"):
+        text += f"  (mean of {quality['files']} file{'s' if quality['files'] != 1 else ''})"
+    return text
 
 
 # The per-voltage columns the issue's operators read, with headers short enough for a terminal.

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamer.backends.base import Backend, open_backend
 from streamer.pipeline import mask_floor
@@ -31,6 +31,9 @@ from streamer.replay import (
 AUDIO_SUFFIXES = (".wav", ".flac")
 
 FileCallback = Callable[[ReplayResult, int, int], None]
+
+if TYPE_CHECKING:
+    from streamer.feeds import StreamFeed
 
 
 @dataclass
@@ -92,10 +95,11 @@ class _Runner:
         self.model_info = loaded.info()
         self.backend: Backend = open_backend(backend, loaded.params, quant, verify=verify)
 
-    def run(self, noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
+    def run(self, noisy: Path, clean: Path, out: Path | None, feed: StreamFeed | None = None
+            ) -> ReplayResult:
         return enhance_file(noisy, self.backend, model_info=self.model_info,
                             backend_spec=self.backend_spec, quant=self.quant, clean=clean, out=out,
-                            timing=self.timing, atten_lim_db=self.atten_lim_db)
+                            timing=self.timing, atten_lim_db=self.atten_lim_db, feed=feed)
 
 
 _worker_runner: _Runner | None = None
@@ -129,7 +133,8 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
              voltages: str | list[float] | None = None, atten_lim_db: float | None = None,
              report: str | Path | None = None, csv: str | Path | None = None,
              on_pairing: Callable[[Pairing], None] | None = None,
-             on_file: FileCallback | None = None) -> EvalResult:
+             on_file: FileCallback | None = None,
+             feed: Callable[[Pairing], StreamFeed] | None = None) -> EvalResult:
     """Evaluate every noisy/clean pair of two folders.
 
     Writes the enhanced files to `out_dir` (under the noisy file's name) when given, the JSON
@@ -138,7 +143,9 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     On Ctrl-C the reports of the files finished so far are written, marked incomplete, and
     KeyboardInterrupt propagates. Every frame is costed on the target (`target`, default GAP9)
     at each operating point (`voltages`, default all), as in `replay`. `atten_lim_db` limits the
-    suppression in every file, as in `replay` (None, the default: off).
+    suppression in every file, as in `replay` (None, the default: off). `feed(pairing)` makes
+    the `StreamFeed` of a dashboard: files run here stream into it frame by frame, files run
+    by worker processes arrive whole.
     """
     from streamer.costmodel import TimingSpec
     from streamer.report import eval_report, write_csv, write_json
@@ -175,9 +182,12 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
                         atten_lim_db=None if atten_lim_db is None else float(atten_lim_db))
     tasks = [(noisy, clean, None if out_path is None else out_path / noisy.name)
              for noisy, clean in pairing.pairs]
+    watch = None if feed is None else feed(pairing)
 
     def finished(item: ReplayResult) -> None:
         result.files.append(item)
+        if watch is not None and jobs > 1:
+            watch.file_done_elsewhere(item)
         if on_file is not None:
             on_file(item, len(result.files), len(tasks))
 
@@ -193,7 +203,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     try:
         if jobs == 1:
             for task in tasks:
-                finished(runner.run(*task))
+                finished(runner.run(*task, feed=watch))
         else:
             _run_pool(tasks, loaded.path, backend, quant, verify, timing, atten_lim_db, jobs, finished)
         write_reports()

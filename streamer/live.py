@@ -41,6 +41,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from streamer.backends.base import Backend
+from streamer.dashboard import MissTimeline
 from streamer.distribution import Distribution
 from streamer.engine import ALGORITHMIC_LATENCY_SAMPLES, DEADLINE_S, HOP_SAMPLES, SAMPLE_RATE
 from streamer.pipeline import Denoiser, FrameEvent
@@ -396,7 +397,7 @@ class LiveStats:
     recent_rtt_s: deque = field(default_factory=lambda: deque(maxlen=RECENT))
     recorded_in: list[np.ndarray] = field(default_factory=list)
     recorded_out: list[np.ndarray] = field(default_factory=list)
-    timeline: list[int] = field(default_factory=lambda: [0] * TIMELINE_BINS)
+    timeline: MissTimeline = field(default_factory=lambda: MissTimeline(TIMELINE_BIN_S, TIMELINE_BINS))
     input_dbfs: float | None = None
     output_dbfs: float | None = None
 
@@ -450,7 +451,6 @@ class LiveSession:
         self.abandoned = False
         self.stream_info: dict[str, Any] = {}
         self._adc: dict[int, float] = {}   # capture (ADC) time of blocks not yet played
-        self._timeline_head = 0             # index of the miss timeline's newest bin
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -588,8 +588,7 @@ class LiveSession:
             if outcome != PRIMING:
                 self._fates[k - d] = outcome
                 if outcome != ENHANCED:
-                    bin_index = int((k * self.block / self.rate) / TIMELINE_BIN_S)
-                    self._bump_timeline(bin_index)
+                    self.stats.timeline.bump(k * self.block / self.rate)
                 adc_src = self._adc.pop(k - d, None)
                 if adc_src is not None and adc > 0 and dac > 0:
                     e2e = dac - adc_src + p.latency_s
@@ -598,7 +597,7 @@ class LiveSession:
                 if adc > 0 and dac > 0:
                     self.stats.device_s.add(dac - adc)
         self._drained = end
-        self._advance_timeline(int((end * self.block / self.rate) / TIMELINE_BIN_S))
+        self.stats.timeline.advance(end * self.block / self.rate)
         if fresh_in:
             # Levels over the last ~100 ms only: a meter, not an average of the whole run.
             self.stats.input_dbfs = dbfs(np.concatenate(fresh_in[-16:]))
@@ -607,20 +606,6 @@ class LiveSession:
         self._update_counters(final)
         if self.dashboard is not None:
             self.dashboard.update(**self.snapshot())
-
-    def _advance_timeline(self, bin_index: int) -> None:
-        shift = bin_index - self._timeline_head
-        if shift <= 0:
-            return
-        tl = self.stats.timeline
-        self.stats.timeline = (tl + [0] * min(shift, TIMELINE_BINS))[-TIMELINE_BINS:]
-        self._timeline_head = bin_index
-
-    def _bump_timeline(self, bin_index: int) -> None:
-        self._advance_timeline(bin_index)
-        offset = self._timeline_head - bin_index
-        if offset < TIMELINE_BINS:
-            self.stats.timeline[-1 - offset] += 1
 
     def _log_fates(self, final: bool) -> None:
         p = self.processor
@@ -691,7 +676,7 @@ class LiveSession:
             "lost_frames": c.lost_frames,
             "input_overflows": c.input_overflows, "output_underflows": c.output_underflows,
             "input_dbfs": s.input_dbfs, "output_dbfs": s.output_dbfs,
-            "miss_timeline": list(s.timeline), "timeline_bin_s": TIMELINE_BIN_S,
+            "miss_timeline": list(s.timeline.counts), "timeline_bin_s": TIMELINE_BIN_S,
             "e2e_ms": percentiles_ms(s.recent_e2e_s),
             "link_ms": percentiles_ms(s.recent_rtt_s) if s.recent_rtt_s else None,
             "audio_s": self.audio_seconds,

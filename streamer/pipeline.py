@@ -89,22 +89,32 @@ class Denoiser:
         return out
 
 
+def blocks_for(samples: int) -> int:
+    """Hops `enhance_signal` streams for `samples` samples: the signal and the latency flush."""
+    return -(-(samples + ALGORITHMIC_LATENCY_SAMPLES) // HOP_SAMPLES)
+
+
 def enhance_signal(denoiser: Denoiser, signal: np.ndarray,
-                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                   progress: Callable[[int, int], None] | None = None,
+                   on_block: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> np.ndarray:
     """Stream a whole signal through `denoiser`; the result has the input's length and timing.
 
     The input is followed by zeros to flush the algorithmic latency, which is then removed,
-    and the output is clipped to [-1, 1] as a WAV writer would.
+    and the output is clipped to [-1, 1] as a WAV writer would. `progress(done, total)` and
+    `on_block(index, block_in, block_out)` watch each hop (a dashboard's levels); they see
+    the audio, they do not change it.
     """
     signal = np.asarray(signal, dtype=np.float64)
     n = len(signal)
-    blocks = -(-(n + ALGORITHMIC_LATENCY_SAMPLES) // HOP_SAMPLES)
+    blocks = blocks_for(n)
     padded = np.zeros(blocks * HOP_SAMPLES)
     padded[:n] = signal
     out = np.empty_like(padded)
     for k in range(blocks):
         span = slice(k * HOP_SAMPLES, (k + 1) * HOP_SAMPLES)
         out[span] = denoiser.push(padded[span])
+        if on_block is not None:
+            on_block(k, padded[span], out[span])
         if progress is not None:
             progress(k + 1, blocks)
     return np.clip(out[ALGORITHMIC_LATENCY_SAMPLES:ALGORITHMIC_LATENCY_SAMPLES + n], -1.0, 1.0)

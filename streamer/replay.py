@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,13 +23,16 @@ from streamer.backends.base import Backend, open_backend
 from streamer.engine import SAMPLE_RATE
 from streamer.metrics import HostTimer, Quality, TimingStats, quality, timing_stats
 from streamer.model import TinyDenoiserParams, load_model
-from streamer.pipeline import Denoiser, FrameObserver, enhance_signal, mask_floor
+from streamer.pipeline import Denoiser, FrameObserver, blocks_for, enhance_signal, mask_floor
 
 DEMO_NOISY = "demo_noisy.wav"
 DEMO_CLEAN = "demo_clean.wav"
 ENHANCED_SUFFIX = ".enhanced.wav"
 
 Progress = Callable[[int, int], None]
+
+if TYPE_CHECKING:
+    from streamer.feeds import StreamFeed
 
 
 class ReplayError(ValueError):
@@ -154,12 +157,14 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
                  backend_spec: str, quant: str | None, clean: str | Path | Audio | None = None,
                  out: str | Path | None = None, observers: Sequence[FrameObserver] = (),
                  progress: Progress | None = None, score_noisy: bool = True,
-                 timing: Any = None, atten_lim_db: float | None = None) -> ReplayResult:
+                 timing: Any = None, atten_lim_db: float | None = None,
+                 feed: StreamFeed | None = None) -> ReplayResult:
     """Enhance one file with an open backend (reset first), write it, score it, time it.
 
     `timing` (a `costmodel.TimingSpec`, or a `TargetTiming` already watching `backend`) adds
     the target cycles of every frame at each operating point (`result.target`). `atten_lim_db`
     floors the masks (see `streamer.pipeline.Denoiser`; None, the default: the network's mask).
+    `feed` (a `streamer.feeds.StreamFeed`) watches the file for a dashboard.
 
     `noisy` and `clean` are paths or already-read `Audio`. `out=None` writes no audio. With
     `clean`, the enhanced (and, with `score_noisy`, the unprocessed) signal is scored; a metric
@@ -173,10 +178,16 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
     backend.reset()
     timer = HostTimer()
     target_timing, target_note = target_observer(timing, backend)
-    denoiser = Denoiser(backend, [timer, *([target_timing] if target_timing else []), *observers],
-                        atten_lim_db=atten_lim_db)
+    watchers = [timer, *([target_timing] if target_timing else []), *observers]
+    on_block = None
+    if feed is not None:
+        feed.begin(Path(noisy_audio.path or "<memory>").name, backend, target_timing,
+                   blocks_for(len(noisy_audio)))
+        watchers.append(feed)
+        on_block, progress = feed.block, _both(progress, feed.progress)
+    denoiser = Denoiser(backend, watchers, atten_lim_db=atten_lim_db)
     start = time.perf_counter()
-    enhanced = enhance_signal(denoiser, noisy_audio.samples, progress)
+    enhanced = enhance_signal(denoiser, noisy_audio.samples, progress, on_block)
     wall_s = time.perf_counter() - start
 
     out_path = None
@@ -196,7 +207,20 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         result.warnings += result.enhanced_quality.warnings
         if score_noisy:
             result.noisy_quality = quality(clean_audio.samples, noisy_audio.samples)
+    if feed is not None:
+        feed.end(result)
     return result
+
+
+def _both(first: Progress | None, second: Progress) -> Progress:
+    if first is None:
+        return second
+
+    def both(done: int, total: int) -> None:
+        first(done, total)
+        second(done, total)
+
+    return both
 
 
 def target_observer(timing: Any, backend: Backend) -> tuple[Any, str | None]:
@@ -219,7 +243,7 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
            log: str | Path | None = None, progress: Progress | None = None,
            write_output: bool = True, verify: bool = False, target: str | Path | None = None,
            voltages: str | Sequence[float] | None = None,
-           atten_lim_db: float | None = None) -> ReplayResult:
+           atten_lim_db: float | None = None, feed: StreamFeed | None = None) -> ReplayResult:
     """Replay `noisy` (None: the bundled demo, scored against its clean twin).
 
     Writes the enhanced file to `out` (default `<noisy stem>.enhanced.wav` in the current
@@ -228,8 +252,9 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
     whose masks differ (`verify_mismatched_frames`). Every frame is also costed on the target
     (`target`: a target file, default GAP9) at each operating point (`voltages`, default all;
     docs/cost-model.md). `atten_lim_db` limits the suppression to that many dB (the masks are
-    floored; None, the default: off). Raises ReplayError, AudioError, ModelError, BackendError
-    or PipelineError with a one-line message for anything the user can fix.
+    floored; None, the default: off). `feed` watches it for a dashboard. Raises ReplayError,
+    AudioError, ModelError, BackendError or PipelineError with a one-line message for anything
+    the user can fix.
     """
     from streamer.costmodel import TimingSpec
     from streamer.report import FrameLog, replay_report, write_json
@@ -268,7 +293,7 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
             result = enhance_file(noisy_audio, opened, model_info=loaded.info(), backend_spec=backend,
                                   quant=quant, clean=clean_audio, out=out_path,
                                   observers=[frame_log] if frame_log else [], progress=progress,
-                                  timing=timing, atten_lim_db=atten_lim_db)
+                                  timing=timing, atten_lim_db=atten_lim_db, feed=feed)
             if note is not None:
                 result.target_note = note
         finally:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -218,3 +219,202 @@ def _no_leftover_servers():
     result = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     mine = [line for line in result.stdout.split() if line.strip()]
     assert not mine, f"jackd left running: {mine}"
+
+
+# -- replay and eval feeds ----------------------------------------------------------------------
+
+
+def test_miss_timeline_bins_misses_by_audio_time() -> None:
+    from streamer.dashboard import MissTimeline
+
+    timeline = MissTimeline(bin_s=0.1, bins=4)
+    timeline.bump(0.05)             # bin 0
+    timeline.bump(0.25)             # bin 2
+    timeline.bump(0.29)             # bin 2
+    assert timeline.counts == [0, 1, 0, 2]    # newest bin last: bins -1..2
+    timeline.advance(0.45)          # bin 4: bins 1..4
+    assert timeline.counts == [0, 2, 0, 0]
+    timeline.bump(0.12)             # bin 1, still in the window
+    assert timeline.counts == [1, 2, 0, 0]
+    timeline.bump(0.01)             # bin 0: out of the window, dropped
+    assert timeline.counts == [1, 2, 0, 0]
+    timeline.advance(10.0)
+    assert timeline.counts == [0, 0, 0, 0]
+
+
+def _pair(make_wav, folder: Path, name: str, seconds: float, seed: int) -> tuple[Path, Path]:
+    (folder / "noisy").mkdir(exist_ok=True)
+    (folder / "clean").mkdir(exist_ok=True)
+    return (make_wav(folder / "noisy" / name, seconds=seconds, seed=seed, noise=0.05),
+            make_wav(folder / "clean" / name, seconds=seconds, seed=seed))
+
+
+def test_replay_feed_shows_progress_levels_misses_points_and_quality(tmp_path: Path, make_wav,
+                                                                     random_model: Path) -> None:
+    from streamer.feeds import StreamFeed
+    from streamer.pipeline import blocks_for
+    from streamer.replay import replay
+
+    noisy, clean = _pair(make_wav, tmp_path, "a.wav", 1.0, 1)
+    board = Dashboard("streamer replay", stream=io.StringIO(), interactive=False)
+    feed = StreamFeed(board)
+    result = replay(noisy, clean=clean, model=random_model, quant="fp16", out=tmp_path / "o.wav",
+                    feed=feed)
+    s = board.state()
+    blocks = blocks_for(16_000)
+    assert s["progress"]["done"] == s["progress"]["total"] == blocks
+    assert s["frames"] == len(result.host_s) and s["file"] == "a.wav"
+    assert s["quality"] == {"pesq_wb": result.enhanced_quality.pesq_wb, "stoi": result.enhanced_quality.stoi}
+    assert [row["voltage"] for row in s["operating_points"]] == [0.65, 0.7, 0.75, 0.8]
+    assert s["operating_points"][0]["frames"] == len(result.host_s)
+    assert s["input_dbfs"] is not None and s["output_dbfs"] is not None
+    assert "link_counters" not in s  # the emulator has no link
+    # A frame over the hop lands in the timeline at its audio time.
+    feed(_event(len(result.host_s) + 3, 2 * DEADLINE_S))
+    assert board.state()["host_deadline_misses"] == sum(result.host_s > DEADLINE_S) + 1
+    assert feed.timeline.counts[-1] >= 1
+    text = _text(board)
+    for row in ("file", "a.wav", "progress", "100%", "quality", "PESQ-WB", "operating points"):
+        assert row in text
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_eval_feed_counts_files_and_keeps_the_running_mean(tmp_path: Path, make_wav, random_model: Path,
+                                                           jobs: int) -> None:
+    from streamer.evaluate import evaluate
+    from streamer.feeds import StreamFeed, blocks_of
+
+    for i, seconds in enumerate((0.8, 1.2)):
+        _pair(make_wav, tmp_path, f"f{i}.wav", seconds, i)
+    board = Dashboard("streamer eval", stream=io.StringIO(), interactive=False)
+    feeds = []
+
+    def make(pairing):
+        feeds.append(StreamFeed(board, files_total=len(pairing.pairs),
+                                blocks_total=blocks_of([n for n, _ in pairing.pairs])))
+        return feeds[0]
+
+    result = evaluate(tmp_path / "noisy", tmp_path / "clean", model=random_model, quant="fp16",
+                      jobs=jobs, feed=make)
+    s = board.state()
+    assert s["files"] == "2 of 2 done"
+    assert s["progress"]["done"] == s["progress"]["total"] == blocks_of(
+        [tmp_path / "noisy" / "f0.wav", tmp_path / "noisy" / "f1.wav"])
+    assert s["frames"] == sum(len(r.host_s) for r in result.files)
+    pesq = [r.enhanced_quality.pesq_wb for r in result.files]
+    assert s["quality"]["files"] == 2 and s["quality"]["pesq_wb"] == pytest.approx(sum(pesq) / 2)
+    assert s["operating_points"][0]["frames"] == s["frames"]
+
+
+def test_replay_dashboard_without_a_terminal_prints_plain_lines(tmp_path: Path, make_wav,
+                                                                random_model: Path) -> None:
+    noisy, clean = _pair(make_wav, tmp_path, "a.wav", 2.0, 3)
+    result = subprocess.run([sys.executable, "-m", "streamer", "replay", str(noisy), "--clean", str(clean),
+                             "--model", str(random_model), "--quant", "fp16", "--dashboard"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    view = [line for line in lines if re.match(r"\s*\d+% ", line)]
+    final = view[-1]  # the line printed when the view stops
+    assert final.startswith("100%")
+    assert "a.wav" in final and "PESQ-WB" in final and "V 0.65:0 misses" in final
+    assert "\x1b" not in result.stdout
+    assert any(line.startswith("quality") for line in lines)  # then the usual summary
+
+
+def test_eval_dashboard_ctrl_c_writes_the_reports(tmp_path: Path, make_wav, random_model: Path) -> None:
+    for i in range(10):
+        _pair(make_wav, tmp_path, f"f{i}.wav", 10.0, i)
+    process = subprocess.Popen([sys.executable, "-m", "streamer", "eval", "--noisy", "noisy", "--clean",
+                                "clean", "--model", str(random_model), "--quant", "fp16",  # slow enough
+                                "--jobs", "2", "--dashboard",
+                                "--report", "r.json"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)))
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if re.search(r"files [1-9] of 10 done", line):  # one file or more finished
+            break
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("every file finished before Ctrl-C arrived")
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "streamer: interrupted"
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["complete"] is False and 1 <= report["files_evaluated"] < 10
+    # The view stopped with a last line, not mid-write.
+    assert (seen + stdout.splitlines(keepends=True))[-1].endswith("\n")
+
+
+def _tmux_command(*args: str) -> str:
+    env = {"PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    assignments = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
+    return " ".join(["env", "-u", "COLUMNS", "-u", "LINES", *assignments, shlex.quote(sys.executable),
+                     "-m", "streamer", *map(shlex.quote, args)])
+
+
+def _watch_mid_run(tmux: Tmux, target: str, timeout: float = 120) -> str:
+    """The pane while the run is under way: progress shown and below 100 %."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = tmux.capture(target)
+        shown = re.search(r"progress\s+(\d+)%", text)
+        if shown and int(shown.group(1)) < 100 and re.search(r"\n\s*0\.65\s+240\s", text):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"never saw the run under way:\n{tmux.capture(target)}")
+
+
+def test_replay_dashboard_in_tmux_on_the_simulator(tmp_path: Path, shared_dir: Path) -> None:
+    from test_link_device import simulator_binary  # builds the host simulator when needed
+
+    simulator_binary()
+    tmux = Tmux(require_tool("tmux"))
+    pair = shared_dir / "data" / "valentini"
+    command = _tmux_command("replay", str(pair / "noisy" / "p257_062.wav"), "--clean",
+                            str(pair / "clean" / "p257_062.wav"), "--backend", "sim", "--quant", "mixed",
+                            "--dashboard", "--out", str(tmp_path / "out.wav"))
+    try:
+        assert tmux("new-session", "-d", "-s", "replay", "-x", "120", "-y", "45", command).returncode == 0
+        tmux("set-option", "-t", "replay", "remain-on-exit", "on")
+        during = _watch_mid_run(tmux, "replay")
+        after = tmux.wait_for("replay", r"quality\s+PESQ-WB \d\.\d+ \(noisy")
+    finally:
+        tmux.kill()
+    for row in ("streamer replay", "sim, mixed", "p257_062.wav", "progress", "host deadline misses",
+                "misses / 100 ms", "device link", "sent", "link rtt", "operating points"):
+        assert row in during, f"{row!r} missing mid-run:\n{during}"
+    assert re.search(r"quality\s+PESQ-WB \d\.\d{3}\s+STOI", after)  # on the view once scored
+    if CAPTURE:
+        Path(CAPTURE + ".replay").write_text(during)
+
+
+def test_eval_dashboard_in_tmux_on_two_pairs(tmp_path: Path, shared_dir: Path) -> None:
+    from test_link_device import simulator_binary
+
+    simulator_binary()
+    tmux = Tmux(require_tool("tmux"))
+    pair = shared_dir / "data" / "valentini"
+    for side in ("noisy", "clean"):
+        (tmp_path / side).mkdir()
+        for name in ("p232_116.wav", "p257_062.wav"):
+            (tmp_path / side / name).symlink_to(pair / side / name)
+    command = _tmux_command("eval", "--noisy", str(tmp_path / "noisy"), "--clean", str(tmp_path / "clean"),
+                            "--backend", "sim", "--quant", "mixed", "--jobs", "1", "--dashboard")
+    try:
+        assert tmux("new-session", "-d", "-s", "eval", "-x", "120", "-y", "50", command).returncode == 0
+        tmux("set-option", "-t", "eval", "remain-on-exit", "on")
+        during = _watch_mid_run(tmux, "eval")
+        after = tmux.wait_for("eval", r"lowest voltage meeting the deadline")
+    finally:
+        tmux.kill()
+    for row in ("streamer eval", "files", "of 2 done", "progress", "host deadline misses",
+                "operating points"):
+        assert row in during, f"{row!r} missing mid-run:\n{during}"
+    assert re.search(r"files\s+2 of 2 done", after)
+    assert re.search(r"PESQ-WB \d\.\d{3}\s+STOI \d\.\d{3}\s+\(mean of 2 files\)", after)
+    if CAPTURE:
+        Path(CAPTURE + ".eval").write_text(during)
