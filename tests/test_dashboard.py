@@ -418,3 +418,22 @@ def test_eval_dashboard_in_tmux_on_two_pairs(tmp_path: Path, shared_dir: Path) -
     assert re.search(r"PESQ-WB \d\.\d{3}\s+STOI \d\.\d{3}\s+\(mean of 2 files\)", after)
     if CAPTURE:
         Path(CAPTURE + ".eval").write_text(during)
+
+
+def test_replay_dashboard_ctrl_c_leaves_nothing_half_written(tmp_path: Path, make_wav,
+                                                             random_model: Path) -> None:
+    noisy = make_wav(tmp_path / "long.wav", seconds=60.0, seed=4, noise=0.05)
+    process = subprocess.Popen([sys.executable, "-m", "streamer", "replay", str(noisy), "--model",
+                                str(random_model), "--quant", "fp16", "--dashboard", "--report", "r.json",
+                                "--out", "out.wav"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)))
+    first = process.stdout.readline()  # the view's first plain line: the run is under way
+    assert re.match(r"\s*\d+% ", first), first
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "streamer: interrupted"
+    # As without the view: no report, no output file, no temporary left behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
+    assert stdout.endswith("\n")
