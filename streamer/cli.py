@@ -208,6 +208,34 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="with a device backend: run the emulator beside it and count frames "
                              "whose masks differ by even one bit (report: verify_mismatched_frames)")
     parser.add_argument("--atten-lim-db", type=float, metavar="DB", help=ATTEN_LIM_DB_HELP)
+    add_link_options(parser)
+
+
+def add_link_options(parser: argparse.ArgumentParser) -> None:
+    """How long a device link is waited for, and whether lost frames fail the run (shared with
+    `streamer live`)."""
+    from streamer.link.policy import LinkPolicy
+
+    default = LinkPolicy()
+    parser.add_argument("--link-timeout", type=float, default=default.give_up_s, metavar="S",
+                        help="give a device up after S seconds without any answer: the run ends "
+                             "with the output so far kept (default: %(default)s)")
+    parser.add_argument("--max-failed-frames", type=int, default=default.max_failed_frames, metavar="N",
+                        help="give a device up after N failed frames in a row; 0: never on the count "
+                             "(default: %(default)s)")
+    parser.add_argument("--allow-failed-frames", action="store_true",
+                        help="exit 0 even when frames were lost on the device link (each plays the "
+                             "input unchanged; counted in the summary and the report)")
+
+
+def link_policy(args: argparse.Namespace) -> Any:
+    """The LinkPolicy of the options `add_link_options` adds."""
+    from streamer.link.policy import LinkPolicy
+
+    try:
+        return LinkPolicy(max_failed_frames=args.max_failed_frames, give_up_s=args.link_timeout)
+    except ValueError as error:
+        raise CliError(str(error)) from None
 
 
 _VOLTAGES_HELP = ("operating points to check every frame at, volts, comma-separated, e.g. "
@@ -398,13 +426,30 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         result = replay(args.noisy, out=args.out, clean=args.clean, model=args.model,
                         backend=args.backend, quant=args.quant, report=args.report, log=args.log,
                         progress=progress, verify=args.verify, target=args.target,
-                        voltages=args.voltages, atten_lim_db=args.atten_lim_db, feed=feed)
+                        voltages=args.voltages, atten_lim_db=args.atten_lim_db, feed=feed,
+                        policy=link_policy(args))
     print(replay_summary(replay_report(result)))
     for path, what in ((args.report, "report"), (args.log, "frame log")):
         if path:
             print(f"{what:<9} {path}")
     for warning in result.warnings:
         _warn(f"{result.input.name}: {warning}")
+    return _link_status([result], args)
+
+
+def _link_status(results: Sequence[Any], args: argparse.Namespace) -> int:
+    """Exit status after a replay or eval: 1 when a device was given up on, or when frames were
+    lost on the link and --allow-failed-frames was not given; the error line says which."""
+    stopped = [r for r in results if r.error is not None]
+    if stopped:
+        _say(f"streamer: error: {stopped[0].input.name}: {stopped[0].error}; the output and "
+             f"report hold what was done")
+        return 1
+    failed = sum(sum(r.failed_frames.values()) for r in results)
+    if failed and not args.allow_failed_frames:
+        _say(f"streamer: error: {failed} frame(s) were lost on the device link (the input played "
+             f"unchanged for them); pass --allow-failed-frames to accept that")
+        return 1
     return 0
 
 
@@ -455,7 +500,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                           quant=args.quant, out_dir=args.out_dir, jobs=args.jobs, verify=args.verify,
                           report=args.report, csv=args.csv, on_pairing=on_pairing, on_file=on_file,
                           target=args.target, voltages=args.voltages,
-                          atten_lim_db=args.atten_lim_db, feed=make_feed)
+                          atten_lim_db=args.atten_lim_db, feed=make_feed, policy=link_policy(args))
     data = eval_report(result)
     Console().print(eval_table(data))
     for line in target_lines(data):
@@ -466,7 +511,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for item in result.files:
         for warning in item.warnings:
             _warn(f"{item.input.name}: {warning}")
-    return 0
+    return _link_status(result.files, args)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

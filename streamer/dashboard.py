@@ -21,6 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from streamer.engine import DEADLINE_S, HOP_SAMPLES, SAMPLE_RATE
+from streamer.metrics import deadline_missed
 from streamer.pipeline import FrameEvent
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -112,7 +113,7 @@ class Dashboard:
         with self._lock:
             self._host.append(event.host_s)
             self._events += 1
-            if event.host_s > DEADLINE_S:
+            if deadline_missed(event.host_s):
                 self._host_misses += 1
 
     __call__ = on_frame
@@ -123,7 +124,7 @@ class Dashboard:
         with self._lock:
             self._host.extend(values[-HOST_WINDOW:].tolist())
             self._events += int(values.size)
-            self._host_misses += int(np.count_nonzero(values > DEADLINE_S))
+            self._host_misses += int(np.count_nonzero(deadline_missed(values)))
 
     def update(self, **fields: Any) -> None:
         """Set display fields: frames, deadline_misses, lost_frames, input_overflows,

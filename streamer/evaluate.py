@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamer.backends.base import Backend, open_backend
+from streamer.link.policy import LinkPolicy
 from streamer.pipeline import mask_floor
 from streamer.replay import (
     LoadedModel,
@@ -62,6 +63,8 @@ class EvalResult:
     clean_only: list[str]
     complete: bool = True
     atten_lim_db: float | None = None
+    # Why the evaluation stopped early (a device gone, with the file it happened in); None: it ran.
+    error: str | None = None
 
 
 def default_jobs() -> int:
@@ -89,11 +92,12 @@ class _Runner:
     """One loaded model and open backend, reused for every file a process evaluates."""
 
     def __init__(self, loaded: LoadedModel, backend: str, quant: str | None, verify: bool = False,
-                 timing: Any = None, atten_lim_db: float | None = None) -> None:
+                 timing: Any = None, atten_lim_db: float | None = None,
+                 policy: LinkPolicy | None = None) -> None:
         self.backend_spec, self.quant, self.timing = backend, quant, timing
         self.atten_lim_db = atten_lim_db
         self.model_info = loaded.info()
-        self.backend: Backend = open_backend(backend, loaded.params, quant, verify=verify)
+        self.backend: Backend = open_backend(backend, loaded.params, quant, verify=verify, policy=policy)
 
     def run(self, noisy: Path, clean: Path, out: Path | None, feed: StreamFeed | None = None
             ) -> ReplayResult:
@@ -106,12 +110,12 @@ _worker_runner: _Runner | None = None
 
 
 def _init_worker(model: Path | None, backend: str, quant: str | None, verify: bool, timing: Any,
-                 atten_lim_db: float | None) -> None:
+                 atten_lim_db: float | None, policy: LinkPolicy | None) -> None:
     global _worker_runner
     # Ctrl-C reaches the whole process group; the parent handles it (reports what finished,
     # then stops the workers), so a worker neither dies mid-answer nor prints a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_runner = _Runner(load(model), backend, quant, verify, timing, atten_lim_db)
+    _worker_runner = _Runner(load(model), backend, quant, verify, timing, atten_lim_db, policy)
 
 
 def _run_in_worker(noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
@@ -134,7 +138,8 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
              report: str | Path | None = None, csv: str | Path | None = None,
              on_pairing: Callable[[Pairing], None] | None = None,
              on_file: FileCallback | None = None,
-             feed: Callable[[Pairing], StreamFeed] | None = None) -> EvalResult:
+             feed: Callable[[Pairing], StreamFeed] | None = None,
+             policy: LinkPolicy | None = None) -> EvalResult:
     """Evaluate every noisy/clean pair of two folders.
 
     Writes the enhanced files to `out_dir` (under the noisy file's name) when given, the JSON
@@ -174,7 +179,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     # Load and open in this process first: a bad model or backend is one clear error here,
     # not a broken worker pool.
     loaded = model if isinstance(model, LoadedModel) else load(model)
-    runner = _Runner(loaded, backend, quant, verify, timing, atten_lim_db)
+    runner = _Runner(loaded, backend, quant, verify, timing, atten_lim_db, policy)
     result = EvalResult(noisy_dir=noisy_dir, clean_dir=clean_dir, out_dir=out_path,
                         model=runner.model_info, backend=backend, quant=quant,
                         backend_info=runner.backend.describe(), jobs=jobs, files=[],
@@ -186,6 +191,8 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
 
     def finished(item: ReplayResult) -> None:
         result.files.append(item)
+        if item.error is not None:
+            result.error = f"{item.input.name}: {item.error}"
         if watch is not None and jobs > 1:
             watch.file_done_elsewhere(item)
         if on_file is not None:
@@ -204,8 +211,12 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
         if jobs == 1:
             for task in tasks:
                 finished(runner.run(*task, feed=watch))
+                if result.error is not None:
+                    break  # the device is gone: the files left would only fail too
         else:
-            _run_pool(tasks, loaded.path, backend, quant, verify, timing, atten_lim_db, jobs, finished)
+            _run_pool(tasks, loaded.path, backend, quant, verify, timing, atten_lim_db, policy, jobs,
+                      finished)
+        result.complete = result.error is None and len(result.files) == len(tasks)
         write_reports()
     except KeyboardInterrupt:
         result.complete = False
@@ -217,13 +228,14 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
 
 
 def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, backend: str,
-              quant: str | None, verify: bool, timing: Any, atten_lim_db: float | None, jobs: int,
+              quant: str | None, verify: bool, timing: Any, atten_lim_db: float | None,
+              policy: LinkPolicy | None, jobs: int,
               finished: Callable[[ReplayResult], None]) -> None:
     # spawn, not fork: the parent may have a progress-bar thread running, and forking a
     # threaded process can deadlock.
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
                                initializer=_init_worker,
-                               initargs=(model, backend, quant, verify, timing, atten_lim_db))
+                               initargs=(model, backend, quant, verify, timing, atten_lim_db, policy))
     try:
         # Workers inherit this process's environment, so the single-threaded BLAS that
         # `import streamer` sets up applies to them too.

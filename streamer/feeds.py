@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from streamer.dashboard import Dashboard, MissTimeline
-from streamer.engine import DEADLINE_S, HOP_SAMPLES, SAMPLE_RATE
+from streamer.engine import HOP_SAMPLES, SAMPLE_RATE
+from streamer.metrics import deadline_missed
 from streamer.pipeline import FrameEvent, blocks_for
 
 REFRESH_S = 0.25
@@ -95,7 +96,7 @@ class StreamFeed:
 
     def __call__(self, event: FrameEvent) -> None:
         t = (self.frames_before + event.index) * HOP_SAMPLES / SAMPLE_RATE
-        if event.host_s > DEADLINE_S:
+        if deadline_missed(event.host_s):
             self.timeline.bump(t)
         else:
             self.timeline.advance(t)
@@ -125,7 +126,7 @@ class StreamFeed:
     def file_done_elsewhere(self, result: Any) -> None:
         """A file another process replayed: its frames, misses and scores at once."""
         host = np.asarray(result.host_s, dtype=np.float64)
-        for i in np.flatnonzero(host > DEADLINE_S):
+        for i in np.flatnonzero(deadline_missed(host)):
             self.timeline.bump((self.frames_before + i) * HOP_SAMPLES / SAMPLE_RATE)
         self.timeline.advance((self.frames_before + host.size) * HOP_SAMPLES / SAMPLE_RATE)
         self.dashboard.add_host_times(host)

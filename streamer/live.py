@@ -44,6 +44,7 @@ from streamer.backends.base import Backend
 from streamer.dashboard import MissTimeline
 from streamer.distribution import Distribution
 from streamer.engine import ALGORITHMIC_LATENCY_SAMPLES, DEADLINE_S, HOP_SAMPLES, SAMPLE_RATE
+from streamer.metrics import deadline_missed
 from streamer.pipeline import Denoiser, FrameEvent
 from streamer.rate_adapter import DeviceRateDenoiser
 
@@ -622,7 +623,7 @@ class LiveSession:
                 _, t0, t1, rtt, _ = processed
                 cb_clock = p.cb_info[s % p._r][2] if p.callbacks - s <= p._r else None
                 self.stats.host_s.add(t1 - t0)
-                if t1 - t0 > DEADLINE_S:
+                if deadline_missed(t1 - t0):
                     self.counters.host_deadline_misses += 1
                 record["host_ms"] = round((t1 - t0) * 1e3, _MS_DIGITS)
                 if cb_clock is not None:
@@ -952,9 +953,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-channel", type=int, metavar="N", help="use input channel N "
                         f"(from 1) of a stereo or multichannel device (default: the mono downmix of "
                         f"its channels, up to {MAX_CHANNELS}); the output goes to every output channel")
-    from streamer.cli import ATTEN_LIM_DB_HELP
+    from streamer.cli import ATTEN_LIM_DB_HELP, add_link_options
 
     parser.add_argument("--atten-lim-db", type=float, metavar="DB", help=ATTEN_LIM_DB_HELP)
+    add_link_options(parser)
 
 
 def _latency(value: str) -> str | float:
@@ -989,6 +991,11 @@ def summary(report: dict[str, Any]) -> str:
         f"host time p50 {ms(host['p50'])} ms, p99 {ms(host['p99'])} ms, max {ms(host['max'])} ms "
         f"per block; deadline {report['deadline_ms']:g} ms",
     ]
+    failed = report["backend_info"].get("failed_by_cause") or {}
+    if sum(failed.values()):
+        causes = ", ".join(f"{cause} {n}" for cause, n in sorted(failed.items()))
+        lines.append(f"link      {sum(failed.values())} frames lost on the device link ({causes}): the "
+                     f"input passed through for them")
     if report.get("error"):
         lines.append(f"error     {report['error']}")
     return "\n".join(lines)
@@ -1035,6 +1042,9 @@ def _run(args: argparse.Namespace) -> int:
     from streamer.pipeline import mask_floor
 
     mask_floor(args.atten_lim_db)  # a bad value fails here, before any audio
+    from streamer.cli import link_policy
+
+    policy = link_policy(args)
     from streamer.costmodel import TimingSpec
 
     timing_spec = TimingSpec.load(args.target, args.voltages)
@@ -1053,7 +1063,7 @@ def _run(args: argparse.Namespace) -> int:
     previous_interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
-        with open_backend(args.backend, loaded.params, args.quant) as backend:
+        with open_backend(args.backend, loaded.params, args.quant, policy=policy) as backend:
             from streamer.costmodel import TargetNote
             from streamer.replay import target_observer
 
@@ -1083,6 +1093,7 @@ def _run(args: argparse.Namespace) -> int:
                        (args.record_out, "output")):
         if path:
             print(f"{what:<9} {path}")
+    failed = sum((report["backend_info"].get("failed_by_cause") or {}).values())
     status = 0
     if session.audio_error is not None:
         print(f"streamer: error: {session.audio_error}; {report['duration_s']:.1f} s of audio "
@@ -1091,6 +1102,10 @@ def _run(args: argparse.Namespace) -> int:
     elif report["error"]:
         print(f"streamer: error: the backend failed: {report['error']}", file=sys.stderr)
         status = 2
+    elif failed and not args.allow_failed_frames:
+        print(f"streamer: error: {failed} frame(s) were lost on the device link (the input played "
+              f"unchanged for them); pass --allow-failed-frames to accept that", file=sys.stderr)
+        status = 1
     if session.abandoned:
         # A stream that would not close leaves PortAudio unable to shut down: its exit hook
         # (Pa_Terminate) then blocks for minutes or aborts the process. Everything is written
@@ -1108,6 +1123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from streamer.audio import AudioError
     from streamer.backends.base import BackendError
+    from streamer.cli import CliError
     from streamer.model.params import ModelError
     from streamer.pipeline import PipelineError
     from streamer.replay import ReplayError
@@ -1115,7 +1131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return run(args)
-    except (ModelError, BackendError, AudioError, ReplayError, TargetError, PipelineError, OSError) as exc:
+    except (ModelError, BackendError, AudioError, ReplayError, TargetError, PipelineError, CliError,
+            OSError) as exc:
         print(f"streamer: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

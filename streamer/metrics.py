@@ -93,6 +93,18 @@ class HostTimer:
         return np.asarray(self.host_s, dtype=np.float64)
 
 
+def deadline_missed(host_s: float | Sequence[float] | np.ndarray, deadline_s: float = DEADLINE_S
+                    ) -> bool | np.ndarray:
+    """Whether a frame's host time misses the deadline: strictly longer than it (a frame of exactly
+    `deadline_s` is in time). A bool for one time, a boolean array for several.
+
+    The one place this comparison is written: timing_stats, the frame log, the dashboards and
+    `streamer live` all count misses with it.
+    """
+    missed = np.greater(host_s, deadline_s)
+    return bool(missed) if missed.ndim == 0 else missed
+
+
 @dataclass(frozen=True)
 class TimingStats:
     """Per-frame host compute time against the real-time deadline of one hop."""
@@ -119,4 +131,4 @@ def timing_stats(host_s: Sequence[float] | np.ndarray, deadline_s: float = DEADL
     p50, p99 = np.percentile(ms, [50, 99])
     return TimingStats(frames=int(ms.size), p50_ms=float(p50), p99_ms=float(p99),
                        max_ms=float(ms.max()), mean_ms=float(ms.mean()), deadline_ms=deadline_ms,
-                       misses=int(np.count_nonzero(seconds > deadline_s)))
+                       misses=int(np.count_nonzero(deadline_missed(seconds, deadline_s))))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamer.backends.base import Backend
+from streamer.backends.base import Backend, DeviceGone
 from streamer.engine import ALGORITHMIC_LATENCY_SAMPLES, HOP_SAMPLES, StreamingStft
 
 
@@ -89,6 +89,15 @@ class Denoiser:
         return out
 
 
+class StreamAborted(RuntimeError):
+    """The backend's device is gone mid-stream: `output` holds the enhanced samples up to the
+    last whole hop (time-aligned with the input, clipped as usual), `cause` the DeviceGone."""
+
+    def __init__(self, cause: DeviceGone, output: np.ndarray) -> None:
+        super().__init__(str(cause))
+        self.cause, self.output = cause, output
+
+
 def blocks_for(samples: int) -> int:
     """Hops `enhance_signal` streams for `samples` samples: the signal and the latency flush."""
     return -(-(samples + ALGORITHMIC_LATENCY_SAMPLES) // HOP_SAMPLES)
@@ -112,7 +121,12 @@ def enhance_signal(denoiser: Denoiser, signal: np.ndarray,
     out = np.empty_like(padded)
     for k in range(blocks):
         span = slice(k * HOP_SAMPLES, (k + 1) * HOP_SAMPLES)
-        out[span] = denoiser.push(padded[span])
+        try:
+            out[span] = denoiser.push(padded[span])
+        except DeviceGone as gone:
+            done = min(max(k * HOP_SAMPLES - ALGORITHMIC_LATENCY_SAMPLES, 0), n)
+            raise StreamAborted(gone, np.clip(out[ALGORITHMIC_LATENCY_SAMPLES:ALGORITHMIC_LATENCY_SAMPLES
+                                                  + done], -1.0, 1.0)) from gone
         if on_block is not None:
             on_block(k, padded[span], out[span])
         if progress is not None:

@@ -21,9 +21,17 @@ import numpy as np
 from streamer.audio import Audio, output_subtype, read_audio, write_audio
 from streamer.backends.base import Backend, open_backend
 from streamer.engine import SAMPLE_RATE
+from streamer.link.policy import LinkPolicy
 from streamer.metrics import HostTimer, Quality, TimingStats, quality, timing_stats
 from streamer.model import TinyDenoiserParams, load_model
-from streamer.pipeline import Denoiser, FrameObserver, blocks_for, enhance_signal, mask_floor
+from streamer.pipeline import (
+    Denoiser,
+    FrameObserver,
+    StreamAborted,
+    blocks_for,
+    enhance_signal,
+    mask_floor,
+)
 
 DEMO_NOISY = "demo_noisy.wav"
 DEMO_CLEAN = "demo_clean.wav"
@@ -88,6 +96,16 @@ class ReplayResult:
     target_note: str | None = None
     # The attenuation limit the masks were floored at (streamer.pipeline.mask_floor); None: off.
     atten_lim_db: float | None = None
+    # Why the file stopped before its end (a device gone); None: it ran to the end. The output
+    # then holds the first `samples_done` samples.
+    error: str | None = None
+    samples_done: int | None = None
+    # Frames the device link lost in this file, by cause (the input passed through for them).
+    failed_frames: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None
 
     @property
     def duration_s(self) -> float:
@@ -176,6 +194,7 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         check_lengths(noisy_audio, clean_audio)
 
     backend.reset()
+    failed_before = failed_frames(backend)
     timer = HostTimer()
     target_timing, target_note = target_observer(timing, backend)
     watchers = [timer, *([target_timing] if target_timing else []), *observers]
@@ -187,7 +206,12 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         on_block, progress = feed.block, _both(progress, feed.progress)
     denoiser = Denoiser(backend, watchers, atten_lim_db=atten_lim_db)
     start = time.perf_counter()
-    enhanced = enhance_signal(denoiser, noisy_audio.samples, progress, on_block)
+    aborted = None
+    try:
+        enhanced = enhance_signal(denoiser, noisy_audio.samples, progress, on_block)
+    except StreamAborted as stopped:
+        # Keep what was enhanced: the output file holds it, the result says where it stops.
+        aborted, enhanced = stopped, stopped.output
     wall_s = time.perf_counter() - start
 
     out_path = None
@@ -202,7 +226,19 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         subtype_in=noisy_audio.source_subtype, samples=len(noisy_audio), host_s=timer.seconds(),
         wall_s=wall_s, target=None if target_timing is None else target_timing.record(),
         target_note=target_note, atten_lim_db=denoiser.atten_lim_db)
-    if clean_audio is not None:
+    failed = {cause: n - failed_before.get(cause, 0) for cause, n in failed_frames(backend).items()
+              if n > failed_before.get(cause, 0)}
+    if failed:
+        result.failed_frames = failed
+        causes = ", ".join(f"{cause} {n}" for cause, n in sorted(failed.items()))
+        result.warnings.append(f"{sum(failed.values())} of {len(result.host_s)} frames failed on the "
+                               f"device link ({causes}): the input passed through unchanged for them")
+    if aborted is not None:
+        result.error, result.samples_done = str(aborted), len(enhanced)
+        result.warnings.append(f"stopped after {len(enhanced) / SAMPLE_RATE:.2f} s of "
+                               f"{result.duration_s:.2f} s: {aborted}; the output holds the part done, "
+                               f"not scored")
+    elif clean_audio is not None:
         result.enhanced_quality = quality(clean_audio.samples, enhanced)
         result.warnings += result.enhanced_quality.warnings
         if score_noisy:
@@ -221,6 +257,11 @@ def _both(first: Progress | None, second: Progress) -> Progress:
         second(done, total)
 
     return both
+
+
+def failed_frames(backend: Backend) -> dict[str, int]:
+    """Frames a device backend lost so far, by cause (empty for the emulator)."""
+    return dict(backend.describe().get("failed_by_cause") or {})
 
 
 def target_observer(timing: Any, backend: Backend) -> tuple[Any, str | None]:
@@ -243,7 +284,8 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
            log: str | Path | None = None, progress: Progress | None = None,
            write_output: bool = True, verify: bool = False, target: str | Path | None = None,
            voltages: str | Sequence[float] | None = None,
-           atten_lim_db: float | None = None, feed: StreamFeed | None = None) -> ReplayResult:
+           atten_lim_db: float | None = None, feed: StreamFeed | None = None,
+           policy: LinkPolicy | None = None) -> ReplayResult:
     """Replay `noisy` (None: the bundled demo, scored against its clean twin).
 
     Writes the enhanced file to `out` (default `<noisy stem>.enhanced.wav` in the current
@@ -284,7 +326,7 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
         check_lengths(noisy_audio, clean_audio)
 
     loaded = model if isinstance(model, LoadedModel) else load(model)
-    with open_backend(backend, loaded.params, quant, verify=verify) as opened:
+    with open_backend(backend, loaded.params, quant, verify=verify, policy=policy) as opened:
         timing, note = target_observer(spec, opened)
         frame_log = None
         if log_path is not None:

@@ -20,7 +20,7 @@ import numpy as np
 
 import streamer
 from streamer.engine import DEADLINE_S, SAMPLE_RATE
-from streamer.metrics import timing_stats
+from streamer.metrics import deadline_missed, timing_stats
 from streamer.pipeline import FrameEvent
 
 if TYPE_CHECKING:
@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 _MS_DIGITS = 4  # 0.1 us: finer than perf_counter means anything on a busy host
 
 CSV_COLUMNS = ("file", "duration_s", "frames", "pesq_wb", "stoi", "noisy_pesq_wb", "noisy_stoi",
-               "host_p50_ms", "host_p99_ms", "host_max_ms", "host_deadline_misses", "realtime_factor")
+               "host_p50_ms", "host_p99_ms", "host_max_ms", "host_deadline_misses", "realtime_factor",
+               "failed_frames", "complete")
+# Columns that are facts of a row, not averaged: the mean row's `complete` is the whole run's
+# (false for an interrupted or stopped evaluation: its mean covers only the files done).
+_NOT_AVERAGED = ("file", "complete")
 # Per-file values that are averaged into `mean` (None values are left out of a mean).
 MEAN_KEYS = ("pesq_wb", "stoi", "noisy_pesq_wb", "noisy_stoi", "duration_s", "realtime_factor")
 
@@ -82,6 +86,13 @@ def file_entry(result: ReplayResult) -> dict[str, Any]:
         "host_deadline_misses": stats.misses,
         "host_total_s": round(result.wall_s, 6),
         "realtime_factor": _round(result.realtime_factor, 2),
+        # False when a device gone stopped the file early: `error` says why and the output
+        # holds `samples_done` samples.
+        "complete": result.complete,
+        "error": result.error,
+        "samples_done": result.samples if result.samples_done is None else result.samples_done,
+        "failed_frames": sum(result.failed_frames.values()),
+        "failed_by_cause": dict(result.failed_frames),
         "warnings": list(result.warnings),
         # Per file, since each eval worker has its own device and emulator pair.
         **{key: result.backend_info[key] for key in _VERIFY_KEYS if key in result.backend_info},
@@ -158,6 +169,7 @@ def eval_report(result: EvalResult) -> dict[str, Any]:
         "out_dir": None if result.out_dir is None else str(result.out_dir),
         "jobs": result.jobs,
         "complete": result.complete,
+        "error": result.error,
         "files_evaluated": len(entries),
         "skipped": {"noisy_only": result.noisy_only, "clean_only": result.clean_only},
         "mean": means(entries),
@@ -202,8 +214,10 @@ def csv_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         row = {k: e.get(k) for k in CSV_COLUMNS}
         row.update({f"host_{k}_ms": e["host_ms"][k] for k in ("p50", "p99", "max")})
         rows.append(row)
-    mean = {"file": "mean"}
-    for key in CSV_COLUMNS[1:]:
+    mean: dict[str, Any] = {"file": "mean", "complete": report.get("complete", True)}
+    for key in CSV_COLUMNS:
+        if key in _NOT_AVERAGED:
+            continue
         values = [r[key] for r in rows if r[key] is not None]
         mean[key] = float(np.mean(values)) if values else None
     return rows + [mean]
@@ -278,7 +292,7 @@ class FrameLog:
 
     def __call__(self, event: FrameEvent) -> None:
         line = {"frame": event.index, "host_ms": round(event.host_s * 1e3, _MS_DIGITS),
-                "deadline_miss": event.host_s > DEADLINE_S}
+                "deadline_miss": deadline_missed(event.host_s)}
         if self.extra is not None:
             line.update(self.extra())
         self._file.write(json.dumps(line) + "\n")
@@ -334,6 +348,13 @@ def replay_summary(report: dict[str, Any]) -> str:
     if rtt:
         lines.append(f"link      round trip p50 {_fmt(rtt['p50'])} ms   p99 {_fmt(rtt['p99'])} ms   "
                      f"max {_fmt(rtt['max'])} ms per frame")
+    if report.get("failed_frames"):
+        causes = ", ".join(f"{cause} {n}" for cause, n in sorted(report["failed_by_cause"].items()))
+        lines.append(f"failed    {report['failed_frames']} of {report['frames']} frames lost on the link "
+                     f"({causes}): the input passed through for them")
+    if not report.get("complete", True):
+        lines.append(f"stopped   after {report['samples_done'] / report['sample_rate']:.2f} s of "
+                     f"{report['duration_s']:.2f} s: {report['error']}")
     if "verify_mismatched_frames" in report:
         first = report.get("verify_first_mismatch_frame")
         lines.append(f"verify    {report['verify_mismatched_frames']} frame(s) differ from the emulator"

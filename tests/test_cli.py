@@ -403,6 +403,8 @@ def test_eval_ctrl_c_keeps_the_files_finished(tmp_path: Path, make_wav, random_m
     assert report["complete"] is False and 1 <= report["files_evaluated"] <= 8
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert len(rows) == report["files_evaluated"] + 1 and rows[-1]["file"] == "mean"
+    # The CSV says it is partial too: its mean covers only the files done.
+    assert rows[-1]["complete"] == "False" and all(row["complete"] == "True" for row in rows[:-1])
 
 
 # --- report building --------------------------------------------------------------------------------

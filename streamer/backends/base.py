@@ -7,12 +7,16 @@ from typing import Any
 
 import numpy as np
 
+from streamer.link.policy import LinkPolicy
 from streamer.model.params import TinyDenoiserParams
 
 
 class BackendError(RuntimeError):
     """A backend could not be opened or stopped answering."""
 
+
+class DeviceGone(BackendError):
+    """A device that stopped answering for good (LinkPolicy's bounds): the stream must end."""
 
 class Backend(ABC):
     """One network instance with its recurrent state, stepped one STFT frame at a time."""
@@ -43,7 +47,7 @@ class Backend(ABC):
 
 
 def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None,
-                 verify: bool = False) -> Backend:
+                 verify: bool = False, policy: LinkPolicy | None = None) -> Backend:
     """Open the backend named by `spec` for a model in numeric mode `quant`.
 
     `spec`: "emulator"; "sim" / "sim-tcp" (start the host firmware simulator, link over a pty
@@ -51,7 +55,8 @@ def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None
     a pty or a TCP socket); "serial:PATH[@BAUD]" or "socket://HOST:PORT" (a device). `params` is FP32
     TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own mode (fp32 for
     FP32 params, which a device cannot run). `verify` runs the emulator beside a device and
-    counts frames whose masks differ by even one bit.
+    counts frames whose masks differ by even one bit. `policy` bounds how long a device
+    link is waited for (default: LinkPolicy()).
     """
     if verify:
         if spec == "emulator":
@@ -59,7 +64,7 @@ def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None
                                "backend (sim, sim-tcp, qemu, qemu-tcp, serial:PATH, socket://HOST:PORT)")
         from streamer.link.verify import VerifyingBackend
 
-        return VerifyingBackend.for_device(open_backend(spec, params, quant), params, quant)
+        return VerifyingBackend.for_device(open_backend(spec, params, quant, policy=policy), params, quant)
     if spec == "emulator":
         from streamer.backends.emulator import EmulatorBackend
 
@@ -68,6 +73,6 @@ def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None
     if spec in ("sim", "sim-tcp", "qemu", "qemu-tcp") or spec.startswith(("serial:", "socket://")):
         from streamer.backends.link import open_link
 
-        return open_link(spec, params, quant)
+        return open_link(spec, params, quant, policy=policy)
     raise BackendError(f"unknown backend {spec!r}; available: emulator, sim, sim-tcp, qemu, qemu-tcp, "
                        f"serial:PATH[@BAUD], socket://HOST:PORT")

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from streamer.backends.base import Backend, BackendError
+from streamer.backends.base import Backend, BackendError, DeviceGone
 from streamer.engine import DEADLINE_S, N_BINS
 from streamer.link.device import DeviceClient, MalformedReply
+from streamer.link.policy import LinkPolicy
 from streamer.link.protocol import TRACE_TENSORS, Counters, DeviceInfo, ModelInfo, frame_bytes
 from streamer.link.transport import LinkError
 from streamer.quant import arith
@@ -70,7 +71,7 @@ class LinkBackend(Backend):
 
     def __init__(self, client: DeviceClient, model_info: ModelInfo, device_info: DeviceInfo,
                  transport: str, baud: int | None = None, simulator=None,
-                 weights_bytes: int | None = None) -> None:
+                 weights_bytes: int | None = None, policy: LinkPolicy | None = None) -> None:
         self.client, self.model_info, self.device_info = client, model_info, device_info
         self.weights_bytes = weights_bytes
         self.transport, self.baud, self.simulator = transport, baud, simulator
@@ -82,6 +83,9 @@ class LinkBackend(Backend):
         self.instret_sum: list[int] | None = None  # retired instructions per hart, summed over frames
         self.instret_frames = 0
         self.last_failed = False
+        self.policy = policy or LinkPolicy()
+        self.failed_in_a_row = 0
+        self._last_answer = time.monotonic()
         self._fallback = np.ones(N_BINS, np.float32)
 
     # --- failure accounting (the client counts; these are the report's names) --------------------
@@ -104,11 +108,15 @@ class LinkBackend(Backend):
         start = time.perf_counter()
         try:
             mask_bits, counters = self.client.frame(index, bits)
-        except LinkError:
+        except LinkError as error:
             self.last_failed = True
+            self.failed_in_a_row += 1
+            self._give_up_if_gone(error)
             return self._fallback.copy()
         self.round_trip_s.append(time.perf_counter() - start)
         self.last_failed = False
+        self.failed_in_a_row = 0
+        self._last_answer = time.monotonic()
         self.last_counters = counters
         if any(counters.instructions):
             if self.instret_sum is None:
@@ -118,6 +126,17 @@ class LinkBackend(Backend):
         if self.device_info.timer_hz:
             self.device_s.append(counters.ticks / self.device_info.timer_hz)
         return mask_values(mask_bits)
+
+    def _give_up_if_gone(self, error: LinkError) -> None:
+        limit, silent = self.policy.max_failed_frames, time.monotonic() - self._last_answer
+        if limit and self.failed_in_a_row >= limit:
+            why = f"{self.failed_in_a_row} frames in a row failed"
+        elif silent > self.policy.give_up_s:
+            why = f"no answer for {silent:.1f} s"
+        else:
+            return
+        raise DeviceGone(f"the device stopped answering: {why} (last: {error}); limits: "
+                         f"--max-failed-frames {limit}, --link-timeout {self.policy.give_up_s:g} s")
 
     def trace_last_frame(self) -> dict[str, np.ndarray]:
         """The device's intermediates of the last frame (TRACE), by TRACE_TENSORS name; tensors
@@ -138,6 +157,8 @@ class LinkBackend(Backend):
         except LinkError as error:
             raise BackendError(f"device reset failed: {error}") from error
         self.index = 0
+        self.failed_in_a_row = 0
+        self._last_answer = time.monotonic()
 
     def close(self) -> None:
         try:
@@ -194,7 +215,8 @@ class LinkBackend(Backend):
                 "instret_worker_imbalance": round(max(workers) / mean, 4) if mean else None}
 
 
-def open_link(spec: str, model, quant: str | None, progress=None) -> LinkBackend:
+def open_link(spec: str, model, quant: str | None, progress=None,
+              policy: LinkPolicy | None = None) -> LinkBackend:
     """Open `sim`, `sim-tcp`, `qemu`, `qemu-tcp`, `serial:PATH[@BAUD]` or `socket://HOST:PORT`
     and load the model."""
     from streamer.link.simulator import Simulator
@@ -231,7 +253,7 @@ def open_link(spec: str, model, quant: str | None, progress=None) -> LinkBackend
 
         model_info = client.load_model(encode_blob(qmodel), progress)
         return LinkBackend(client, model_info, info, transport, baud, simulator,
-                           weights_bytes=qmodel.weight_bytes())
+                           weights_bytes=qmodel.weight_bytes(), policy=policy)
     except LinkError as error:
         _close_quietly(client, simulator)
         raise BackendError(f"device link {spec}: {error}") from error

@@ -18,11 +18,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from streamer.link.protocol import (
     MAX_CHUNK,
+    PROTOCOL_VERSION,
     Counters,
     DeviceInfo,
     ErrorCode,
@@ -82,6 +84,91 @@ class ModelTooLarge(DeviceError):
     """The device has no room for the blob (ERROR MODEL_TOO_LARGE)."""
 
 
+class ImplausibleReply(LinkError):
+    """A FRAME reply that decodes but cannot be true: a mask value that is not finite or not in
+    [0, 1], or counters that do not fit the device (INFO) and the model it holds. The frame
+    fails like a lost one (counted by `cause`; the backend plays its fallback)."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+# Ceilings for counters a frame cannot exceed on any real device (see ReplyLimits).
+MAX_COUNTER_EVENTS = 10_000_000          # DMA transfers, forks, barrier waits per frame
+MAX_INSTRUCTIONS = 10_000_000_000        # per hart per frame: 10 s at 1 GIPS
+MAX_CORES = 64
+
+
+@dataclass(frozen=True)
+class ReplyLimits:
+    """What a FRAME reply from this device with this model can plausibly say.
+
+    `cores` and `timer_hz` come from INFO; `max_device_s` is the host's frame timeout (a frame
+    cannot take longer on the device than the host waited for its answer); `max_macs` is twice
+    the model's parameter count (each weight is used once per frame); `max_l1_bytes` four
+    times the blob plus 64 KiB (the weights stream into L1 once per frame, activations on top).
+    """
+
+    cores: int
+    timer_hz: int
+    max_device_s: float
+    max_macs: int
+    max_l1_bytes: int
+
+    @classmethod
+    def for_model(cls, device: DeviceInfo, model: ModelInfo, frame_timeout: float) -> ReplyLimits:
+        from streamer.model.params import tensor_shapes
+
+        parameters = sum(int(np.prod(shape)) for shape in tensor_shapes(model.cell, model.hidden).values())
+        return cls(device.cores, device.timer_hz, frame_timeout, 2 * parameters,
+                   4 * model.blob_bytes + 65_536)
+
+
+def check_frame_reply(bits: np.ndarray, counters: Counters, limits: ReplyLimits | None) -> None:
+    """Raise ImplausibleReply when the mask or the counters cannot be true (see the class)."""
+    with np.errstate(invalid="ignore"):
+        mask = np.asarray(bits, "<u2").view(np.float16)
+        good = np.isfinite(mask) & (mask >= 0) & (mask <= 1)
+    if not good.all():
+        first = int(np.flatnonzero(~good)[0])
+        raise ImplausibleReply(f"FRAME reply mask bin {first} is {float(mask[first])!r}: a mask is "
+                               f"finite and in [0, 1] ({int((~good).sum())} bad bins)", "bad_mask")
+    if limits is None:
+        return
+    problems = []
+    if counters.cores != limits.cores:
+        problems.append(f"counters for {counters.cores} cores, the device has {limits.cores}")
+    if limits.timer_hz and counters.ticks / limits.timer_hz > limits.max_device_s:
+        problems.append(f"{counters.ticks} ticks = {counters.ticks / limits.timer_hz:.3g} s of compute, "
+                        f"longer than the host waits ({limits.max_device_s:g} s)")
+    macs = sum(counters.int8_macs) + sum(counters.fp16_macs)
+    if macs > limits.max_macs:
+        problems.append(f"{macs:,} MACs, the model has {limits.max_macs // 2:,} parameters")
+    copied = sum(counters.l1_bytes_from)
+    if copied > limits.max_l1_bytes:
+        problems.append(f"{copied:,} bytes into L1, more than {limits.max_l1_bytes:,} can be")
+    for name in ("dma_transfers", "forks", "barrier_waits"):
+        if getattr(counters, name) > MAX_COUNTER_EVENTS:
+            problems.append(f"{name} {getattr(counters, name):,}")
+    if any(n > MAX_INSTRUCTIONS for n in counters.instructions):
+        problems.append(f"{max(counters.instructions):,} instructions on one hart")
+    if problems:
+        raise ImplausibleReply("FRAME reply counters cannot be true: " + "; ".join(problems),
+                               "implausible_counters")
+
+
+def check_device_info(info: DeviceInfo) -> None:
+    """Raise LinkError when INFO cannot describe a device this host can drive."""
+    if info.protocol_version != PROTOCOL_VERSION:
+        raise LinkError(f"the device speaks protocol version {info.protocol_version}, this host "
+                        f"speaks {PROTOCOL_VERSION}: update the firmware or the host")
+    if not 1 <= info.cores <= MAX_CORES:
+        raise LinkError(f"the device says it has {info.cores} worker cores (1 to {MAX_CORES} expected)")
+    if info.timer_hz > 100_000_000_000:
+        raise LinkError(f"the device's timer runs at {info.timer_hz:,} Hz: not plausible")
+
+
 class DeviceClient:
     """One device behind a transport: typed requests, deadlines, recovery, failure counts."""
 
@@ -110,6 +197,7 @@ class DeviceClient:
         self.frames_answered = 0
         self.frame_failures: Counter[str] = Counter()
         self.late_replies = 0
+        self.limits: ReplyLimits | None = None   # set once a model is loaded
         self.reconnects = 0
         self.model_reloads = 0
         self._closed = False
@@ -117,8 +205,10 @@ class DeviceClient:
     # --- requests -------------------------------------------------------------------------------
     def info(self) -> DeviceInfo:
         """Ask the device what it is (INFO)."""
-        self.device_info = self._call(InfoRequest(), DeviceInfo, self.request_timeout)
-        return self.device_info
+        info = self._call(InfoRequest(), DeviceInfo, self.request_timeout)
+        check_device_info(info)
+        self.device_info = info
+        return info
 
     def reset(self) -> None:
         """Zero the device's recurrent state (RESET)."""
@@ -150,6 +240,8 @@ class DeviceClient:
                     raise
             else:
                 self.blob, self.model_info = blob, info
+                if self.device_info is not None:
+                    self.limits = ReplyLimits.for_model(self.device_info, info, self.frame_timeout)
                 return info
         raise AssertionError("unreachable")
 
@@ -165,6 +257,7 @@ class DeviceClient:
             reply = self._call(request, FrameReply, self.frame_timeout)
             if reply.index != index:
                 raise MalformedReply(f"FRAME reply for frame {reply.index}, expected {index}")
+            check_frame_reply(reply.bits, reply.counters, self.limits)
         except LinkError as error:
             self.frame_failures[_cause(error)] += 1
             if isinstance(error, DeviceError) and error.code == ErrorCode.NO_MODEL:
