@@ -59,6 +59,80 @@ def pack(header: dict, tensors: dict[str, np.ndarray]) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
+# Bounds of the header schema: a TinyDenoiser has 14 tensors of at most two dimensions, and
+# its hidden size is in the hundreds; anything far outside is not one of ours.
+MAX_HIDDEN = 4096
+MAX_TENSORS = 64
+MAX_DIM = 1 << 24
+MAX_JSON_DEPTH = 16
+
+
+def _depth(value: object, limit: int) -> int:
+    """Nesting depth of a JSON value, stopping early past `limit`."""
+    if limit < 0 or not isinstance(value, dict | list):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
+
+
+def _positive_numbers(value: object, what: str, source: str) -> None:
+    if not isinstance(value, dict):
+        raise ModelError(f"{source}: {what} must be a table of numbers, not {type(value).__name__}")
+    for name, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, int | float) or not np.isfinite(number) \
+                or number <= 0:
+            raise ModelError(f"{source}: {what} {name!r} is {number!r}; expected a finite number > 0")
+
+
+def check_header(header: object, source: str = "model") -> dict:
+    """The header, checked against the schema before any of it is used (ModelError otherwise):
+    architecture, numeric mode, calibration ranges, activation scales, tensor table."""
+    from streamer.model.params import CELLS
+
+    if not isinstance(header, dict):
+        raise ModelError(f"{source}: the model header is not a table")
+    if _depth(header, MAX_JSON_DEPTH + 1) > MAX_JSON_DEPTH:
+        raise ModelError(f"{source}: the model header is nested more than {MAX_JSON_DEPTH} levels deep")
+    cell, hidden, quant = header.get("cell"), header.get("hidden"), header.get("quant", "fp32")
+    if cell not in CELLS:
+        raise ModelError(f"{source}: unknown recurrent cell {cell!r}; expected one of {sorted(CELLS)}")
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= MAX_HIDDEN:
+        raise ModelError(f"{source}: hidden size {hidden!r}; expected an integer 1..{MAX_HIDDEN}")
+    if quant not in ("fp32", "fp16", "int8", "mixed"):
+        raise ModelError(f"{source}: numeric mode {quant!r} is not one of fp32, fp16, int8, mixed")
+    if not isinstance(header.get("metadata", {}), dict):
+        raise ModelError(f"{source}: metadata must be a table")
+    calibration = header.get("calibration")
+    if calibration is not None:
+        if not isinstance(calibration, dict):
+            raise ModelError(f"{source}: calibration must be a table")
+        if "ranges" in calibration:
+            _positive_numbers(calibration["ranges"], "calibration range", source)
+    if "activation_scales" in header:
+        _positive_numbers(header["activation_scales"], "activation scale", source)
+    payload, table = header.get("payload_bytes"), header.get("tensors")
+    if isinstance(payload, bool) or not isinstance(payload, int) or payload < 0:
+        raise ModelError(f"{source}: payload size {payload!r} is not a byte count")
+    if not isinstance(table, list) or len(table) > MAX_TENSORS:
+        raise ModelError(f"{source}: the tensor table must be a list of at most {MAX_TENSORS} entries")
+    for entry in table:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ModelError(f"{source}: a tensor table entry without a name")
+        name, shape, dtype = entry["name"], entry.get("shape"), entry.get("dtype")
+        if dtype not in _DTYPES:
+            raise ModelError(f"{source}: tensor {name}: dtype {dtype!r} is not one of {sorted(_DTYPES)}")
+        if not isinstance(shape, list) or len(shape) > 4 or not all(
+                not isinstance(d, bool) and isinstance(d, int) and 0 <= d <= MAX_DIM for d in shape):
+            raise ModelError(f"{source}: tensor {name}: shape {shape!r} is not a list of up to 4 sizes")
+        offset, nbytes = entry.get("offset"), entry.get("nbytes")
+        want = int(np.prod(shape, dtype=np.int64)) * np.dtype(_DTYPES[dtype]).itemsize
+        if (isinstance(offset, bool) or not isinstance(offset, int) or offset < 0 or nbytes != want
+                or offset + want > payload):
+            raise ModelError(f"{source}: tensor {name}: offset {offset!r} and size {nbytes!r} do not fit "
+                             f"its shape and the payload")
+    return header
+
+
 def unpack(blob: bytes, source: str = "model") -> tuple[dict, dict[str, np.ndarray]]:
     """Inverse of `pack`; ModelError naming the problem for a foreign, truncated or corrupted file."""
     if len(blob) < _PREAMBLE.size + _DIGEST_BYTES or blob[:8] != MAGIC:
@@ -72,6 +146,12 @@ def unpack(blob: bytes, source: str = "model") -> tuple[dict, dict[str, np.ndarr
         raise ModelError(f"{source}: checksum mismatch: the file is truncated or corrupted")
     try:
         header = json.loads(body[_PREAMBLE.size:_PREAMBLE.size + header_len].decode())
+    except RecursionError:
+        raise ModelError(f"{source}: the model header is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{source}: malformed model header ({exc})") from exc
+    check_header(header, source)
+    try:
         payload_start = _aligned(_PREAMBLE.size + header_len)
         if payload_start + header["payload_bytes"] != len(body):
             raise ModelError(f"{source}: payload size does not match its header")

@@ -22,6 +22,7 @@ TinyDenoiser is rejected with a ModelError instead of being imported wrongly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -37,6 +38,16 @@ _SHAPE_ONLY = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Flat
 _ONNX_TO_TORCH = {"LSTM": [0, 2, 3, 1], "GRU": [1, 0, 2]}
 _TORCH_TO_ONNX = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2]}
 _FLOAT = np.float64  # evaluation precision: densified products are then exact to float32
+
+# Bounds on the work an untrusted file can ask for. A TinyDenoiser's largest tensor is 4H x H
+# (1M values at H = 512) and its graph a few hundred nodes; a 459-byte file once asked the
+# evaluator for 3.2 GB (a ConstantOfShape broadcast by a MatMul). Every node's output size is
+# computed from its inputs' shapes before numpy allocates it.
+MAX_ELEMENTS = 1 << 24        # values in any one tensor (128 MiB of float64)
+MAX_STORED = 1 << 26          # values over all initializers
+MAX_NODES = 20_000
+MAX_HIDDEN = 4096
+MAX_IMPORT_S = 60.0           # wall time for the whole import (evaluation and probing)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -243,11 +254,60 @@ _OPS: dict[str, Callable[[list, dict], list]] = {
 }
 
 
+def _elements(shape: Iterable[int]) -> int:
+    total = 1
+    for dim in shape:
+        total *= int(dim)
+    return total
+
+
+def _output_elements(op: str, inputs: list, attrs: dict) -> int:
+    """Values the node will produce, computed from shapes alone (0 where it cannot grow)."""
+    shapes = [None if x is None else np.shape(x) for x in inputs]
+    if op == "ConstantOfShape":
+        dims = [int(d) for d in np.asarray(inputs[0]).reshape(-1)]
+        if any(d < 0 for d in dims):
+            raise ModelError(f"ConstantOfShape with negative dimensions {dims}")
+        return _elements(dims)
+    if op in ("Add", "Sub", "Mul", "Div"):
+        return _elements(np.broadcast_shapes(shapes[0], shapes[1]))
+    if op == "MatMul" and len(shapes[0]) >= 1 and len(shapes[1]) >= 1:
+        a, b = shapes[0], shapes[1]
+        batch = np.broadcast_shapes(a[:-2], b[:-2]) if len(a) > 2 or len(b) > 2 else ()
+        rows = a[-2] if len(a) >= 2 else 1
+        cols = b[-1] if len(b) >= 2 else 1
+        return _elements(batch) * rows * cols
+    if op == "Gemm":
+        a, b = shapes[0], shapes[1]
+        return (a[-1] if attrs.get("transA", 0) else a[0]) * (b[0] if attrs.get("transB", 0) else b[-1])
+    if op == "Pad":
+        pads = [int(p) for p in np.asarray(inputs[1]).reshape(-1)]
+        return _elements(shapes[0]) + sum(abs(p) for p in pads) * max(_elements(shapes[0]), 1)
+    if op == "Gather":
+        return _elements(shapes[0]) * max(_elements(shapes[1]), 1)
+    if op == "Concat":
+        return sum(_elements(s) for s in shapes if s is not None)
+    if op == "Conv":
+        return _elements(shapes[0]) * max(shapes[1][0] if shapes[1] else 1, 1)
+    if op in ("LSTM", "GRU"):
+        hidden = int(attrs.get("hidden_size", 0))
+        if not 0 < hidden <= MAX_HIDDEN:
+            raise ModelError(f"{op} hidden_size {hidden} is outside 1..{MAX_HIDDEN}")
+        return _elements(shapes[0][:2]) * hidden * 4
+    return 0
+
+
 class _Graph:
     """An ONNX graph as numpy: evaluate all of it, or re-run the nodes between two tensors."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
         graph = model.graph
+        if len(graph.node) > MAX_NODES:
+            raise ModelError(f"{len(graph.node):,} nodes: more than any TinyDenoiser ({MAX_NODES:,} at most)")
+        stored = sum(_elements(t.dims) for t in graph.initializer)
+        if stored > MAX_STORED:
+            raise ModelError(f"{stored:,} stored values: more than any TinyDenoiser ({MAX_STORED:,} at most)")
+        self.deadline = time.monotonic() + MAX_IMPORT_S
         self.consts = {t.name: _as_value(numpy_helper.to_array(t)) for t in graph.initializer}
         self.inputs = [v for v in graph.input if v.name not in self.consts]
         self.outputs = [v.name for v in graph.output]
@@ -280,11 +340,23 @@ class _Graph:
             raise ModelError(f"graph output {absent[0]!r} is never produced")
 
     def _run_nodes(self, indices: Iterable[int], values: dict[str, np.ndarray]) -> None:
+        if time.monotonic() > self.deadline:
+            raise ModelError(f"evaluating the graph took longer than {MAX_IMPORT_S:g} s: not a TinyDenoiser")
         for index in sorted(indices):
             node = self.nodes[index]
+            inputs = [values[t] if t else None for t in node.input]
             try:
-                outputs = _OPS[node.op_type]([values[t] if t else None for t in node.input],
-                                             self.attrs[index])
+                size = _output_elements(node.op_type, inputs, self.attrs[index])
+            except ModelError:
+                raise
+            except Exception as exc:  # shapes that do not even broadcast
+                raise ModelError(f"cannot evaluate {node.op_type} node {node.name or index}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+            if size > MAX_ELEMENTS:
+                raise ModelError(f"{node.op_type} node {node.name or index} would make {size:,} values "
+                                 f"(at most {MAX_ELEMENTS:,}): not a TinyDenoiser")
+            try:
+                outputs = _OPS[node.op_type](inputs, self.attrs[index])
             except ModelError:
                 raise
             except Exception as exc:  # numpy's complaint about shapes or values, made one line
@@ -532,6 +604,8 @@ def _import(model: onnx.ModelProto, name: str) -> TinyDenoiserParams:
     if len(state_dims) != 1 or len(dims) != 2 or dims[0] != 1 or not dims[1]:
         raise ModelError(f"state inputs must all have the static shape [1, H], got {sorted(state_dims)}")
     hidden = dims[1]
+    if hidden > MAX_HIDDEN:
+        raise ModelError(f"hidden size {hidden} is larger than any TinyDenoiser ({MAX_HIDDEN} at most)")
 
     feeds = {"input": np.zeros((1, N_BINS, 1))}
     feeds.update({n: np.zeros((1, hidden)) for n in want_in[1:]})
