@@ -8,7 +8,6 @@ whose message names the file and says what is wrong, in one line.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from streamer.atomic import write_atomically
 from streamer.engine import SAMPLE_RATE
 
 # Sample formats an enhanced file may keep from its input; others (u-law, ADPCM, ...) are
@@ -120,16 +120,13 @@ def write_audio(path: str | Path, signal: np.ndarray, rate: int = SAMPLE_RATE,
     container = _container_for(path)
     if not soundfile.check_format(container, subtype):
         subtype = soundfile.default_subtype(container)
-    tmp = path.with_name(f".{path.name}.partial")
+    def write(tmp: Path) -> None:
+        soundfile.write(str(tmp), np.asarray(signal, dtype=np.float64), rate, subtype=subtype,
+                        format=container)
+
     try:
-        soundfile.write(str(tmp), np.asarray(signal, dtype=np.float64), rate,
-                        subtype=subtype, format=container)
-        os.replace(tmp, path)
+        return write_atomically(path, write)
     except soundfile.LibsndfileError as exc:
         raise AudioError(f"cannot write {path}: {getattr(exc, 'error_string', exc)}") from exc
     except OSError as exc:
         raise AudioError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path

@@ -615,6 +615,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     progress = None if args.json else _say
     summary = quantize_model(args.model, args.quant, args.calib, args.out, method=args.method,
                              percentile=args.percentile, progress=progress)
+    for warning in summary["warnings"]:
+        _warn(warning)
     if args.json:
         print(to_json(summary), end="")
         return 0

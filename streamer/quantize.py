@@ -15,11 +15,16 @@ from streamer.quant.network import quantize
 from streamer.quant.storage import save_quantized
 
 AUDIO_SUFFIXES = (".wav", ".flac")
+# Less calibration audio than this hardly samples the activations' ranges: it is allowed, and
+# said (the summary's `warnings`).
+MIN_CALIBRATION_S = 5.0
 
 
 def calibration_files(directory: str | Path) -> list[Path]:
     """The audio files of a calibration folder, sorted by name so results never depend on listing order."""
     directory = Path(directory)
+    if directory.is_file():
+        raise ModelError(f"--calib {directory} is a file: give a folder of .wav or .flac files")
     if not directory.is_dir():
         raise ModelError(f"calibration folder not found: {directory}")
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
@@ -39,20 +44,31 @@ def quantize_model(model: str | Path | None, quant: str, calib_dir: str | Path, 
     so the same inputs give the same bytes. Returns a summary for printing or JSON.
     """
     from streamer.audio import read_audio
+    from streamer.engine import SAMPLE_RATE
+    from streamer.replay import ReplayError, check_output_paths
 
+    out = Path(out)
+    files = calibration_files(calib_dir)
+    # Every path before any work: the output must be writable and must not be an input.
+    inputs: dict[str, Path | None] = {"source model": None if model is None else Path(model)}
+    inputs.update({f"calibration audio ({path.name})": path for path in files})
+    try:
+        check_output_paths({"model output": out}, inputs)
+    except ReplayError as error:
+        raise ModelError(str(error)) from None
     params = load_model(model)
     if not isinstance(params, TinyDenoiserParams):
         raise ModelError("the model is already quantised: quantise its FP32 source instead")
-    out = Path(out)
-    if model is not None and out.resolve() == Path(model).resolve():
-        raise ModelError(f"refusing to overwrite the source model {out}: choose another -o path")
-    files = calibration_files(calib_dir)
+    seconds = 0.0
 
     def signals():
         for path in files:
             if progress:
                 progress(f"calibrating on {path.name}")
-            yield path.name, read_audio(path, what="calibration").samples
+            nonlocal seconds
+            samples = read_audio(path, what="calibration").samples
+            seconds += len(samples) / SAMPLE_RATE
+            yield path.name, samples
 
     record = calibrate(params, signals(), method=method, percentile=percentile)
     record["sha256"] = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16] for path in files}
@@ -64,6 +80,10 @@ def quantize_model(model: str | Path | None, quant: str, calib_dir: str | Path, 
         quantized = quantize(params, quant, record["ranges"], record)
         save_quantized(quantized, out)
         weights_bytes = quantized.weight_bytes()
+    warnings = []
+    if seconds < MIN_CALIBRATION_S:
+        warnings.append(f"only {seconds:.2f} s of calibration audio (under {MIN_CALIBRATION_S:g} s): the "
+                        f"ranges may not cover what the model meets; calibrate on more speech and noise")
     return {"model": str(model) if model else "default", "out": str(out), "quant": quant,
             "method": method, "files": [p.name for p in files], "ranges": record["ranges"],
-            "weights_bytes": weights_bytes}
+            "calibration_s": round(seconds, 3), "weights_bytes": weights_bytes, "warnings": warnings}

@@ -102,6 +102,8 @@ class ReplayResult:
     samples_done: int | None = None
     # Frames the device link lost in this file, by cause (the input passed through for them).
     failed_frames: dict[str, int] = field(default_factory=dict)
+    # The input's largest magnitude: above 1.0 (float files) the output is clipped, and said.
+    input_peak: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -141,8 +143,22 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
+def _writable(folder: Path) -> str | None:
+    """None when a file can be created in `folder`, else why not (tried for real: permission
+    bits say nothing to root, and nothing about a read-only file system)."""
+    import tempfile
+
+    try:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".streamer-write-check-")
+    except OSError as error:
+        return error.strerror or str(error)
+    os.close(handle)
+    os.unlink(name)
+    return None
+
+
 def check_output_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
-    """Before any work: every output must have a folder to go to and land on no input
+    """Before any work: every output must have a writable folder to go to and land on no input
     (nor on another output). Raises ReplayError naming the two roles."""
     named_outputs = [(name, p) for name, p in outputs.items() if p is not None]
     for out_name, out_path in named_outputs:
@@ -151,6 +167,9 @@ def check_output_paths(outputs: dict[str, Path | None], inputs: dict[str, Path |
         parent = out_path.parent
         if not parent.is_dir():
             raise ReplayError(f"cannot write the {out_name} {out_path}: folder {parent} does not exist")
+        why = _writable(parent)
+        if why is not None:
+            raise ReplayError(f"cannot write the {out_name} {out_path}: {why} (folder {parent})")
         for in_name, in_path in inputs.items():
             if in_path is not None and _same_file(out_path, in_path):
                 raise ReplayError(f"refusing to write the {out_name} onto the {in_name} file {in_path}")
@@ -226,6 +245,12 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         subtype_in=noisy_audio.source_subtype, samples=len(noisy_audio), host_s=timer.seconds(),
         wall_s=wall_s, target=None if target_timing is None else target_timing.record(),
         target_note=target_note, atten_lim_db=denoiser.atten_lim_db)
+    peak = float(np.max(np.abs(noisy_audio.samples))) if len(noisy_audio) else 0.0
+    result.input_peak = round(peak, 6)
+    if peak > 1.0:
+        clipped = int(np.count_nonzero(np.abs(enhanced) >= 1.0))
+        result.warnings.append(f"the input peaks at {peak:.3g} ({20 * np.log10(peak):+.1f} dBFS), above full "
+                               f"scale: {clipped} output samples are clipped to [-1, 1]")
     failed = {cause: n - failed_before.get(cause, 0) for cause, n in failed_frames(backend).items()
               if n > failed_before.get(cause, 0)}
     if failed:

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 import streamer
+from streamer.atomic import write_atomically
 from streamer.engine import DEADLINE_S, SAMPLE_RATE
 from streamer.metrics import deadline_missed, timing_stats
 from streamer.pipeline import FrameEvent
@@ -75,6 +75,7 @@ def file_entry(result: ReplayResult) -> dict[str, Any]:
         "channels_in": result.channels_in,
         "sample_format_in": result.subtype_in,
         "sample_rate_out": result.sample_rate_out,
+        "input_peak": result.input_peak,
         "samples": result.samples,
         "duration_s": round(result.duration_s, 6),
         "frames": stats.frames,
@@ -244,28 +245,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _write_atomic(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    except OSError as exc:
-        # Name the file the user asked for, not the temporary one.
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def to_json(report: dict[str, Any]) -> str:
     return json.dumps(_finite(report), indent=2, default=_jsonable, allow_nan=False) + "\n"
 
 
 def write_json(path: str | Path, report: dict[str, Any]) -> Path:
     """Write a report atomically: readers never see half a file."""
-    return _write_atomic(path, to_json(report))
+    return write_atomically(path, to_json(report))
 
 
 def write_csv(path: str | Path, report: dict[str, Any]) -> Path:
@@ -275,7 +261,7 @@ def write_csv(path: str | Path, report: dict[str, Any]) -> Path:
     writer.writeheader()
     for row in csv_rows(report):
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return _write_atomic(path, buffer.getvalue())
+    return write_atomically(path, buffer.getvalue())
 
 
 class FrameLog:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamer.atomic import write_atomically
 from streamer.model.params import ModelError, TinyDenoiserParams, tensor_shapes
 
 MAGIC = b"TDNMODEL"
@@ -196,16 +197,9 @@ def decode_model(blob: bytes, source: str = "model") -> tuple[TinyDenoiserParams
     return params, header, extras
 
 
-def _write_atomically(path: Path, blob: bytes) -> Path:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
-    return path
-
-
 def save_model(params: TinyDenoiserParams, path: str | Path, **encode_kwargs) -> Path:
     """Write `params` to `path` atomically (a crash never leaves a half-written model)."""
-    return _write_atomically(Path(path), encode_model(params, **encode_kwargs))
+    return write_atomically(path, encode_model(params, **encode_kwargs))
 
 
 def load_native(path: str | Path):

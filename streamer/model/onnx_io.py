@@ -30,6 +30,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from streamer.atomic import write_atomically
 from streamer.model.params import N_BINS, ModelError, TinyDenoiserParams, tensor_shapes
 
 # Ops that only move or relabel values: walked through when tracing a tensor to its origin.
@@ -727,8 +728,4 @@ def export_onnx(params: TinyDenoiserParams, path: str | Path, opset: int = 17) -
                               ir_version=helper.find_min_ir_version_for(opsets))
     helper.set_model_props(model, {"streamer.cell": params.cell, "streamer.hidden": str(hidden)})
     onnx.checker.check_model(model)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(model.SerializeToString())
-    tmp.replace(path)
-    return path
+    return write_atomically(path, model.SerializeToString())

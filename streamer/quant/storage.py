@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamer.model.fileformat import _write_atomically, pack, unpack
+from streamer.atomic import write_atomically
+from streamer.model.fileformat import pack, unpack
 from streamer.model.params import ModelError
 from streamer.quant.network import QUANTIZED_MODES, QuantizedModel, validate_quantized
 
@@ -37,4 +38,4 @@ def decode_quantized(blob: bytes, source: str = "model") -> QuantizedModel:
 
 def save_quantized(model: QuantizedModel, path: str | Path) -> Path:
     """Write a quantised model atomically."""
-    return _write_atomically(Path(path), encode_quantized(model))
+    return write_atomically(path, encode_quantized(model))
