@@ -28,12 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from streamer.model.params import CELLS, N_BINS
+from streamer.quant.modes import LAYERS, QUANTIZED_MODES, layer_precision, modes_text
 from streamer.target import MEMORY_LEVELS, OperatingPoint, Target
 
-N_BINS = 257
-BLOB_HEADER = 36
-LAYERS = ("fc0", "rnn1", "rnn2", "fc1", "fc2")
-GATES = {"lstm": 4, "gru": 3}
+GATES = CELLS
 # Gate work per hidden unit (firmware/src/lstm_*.c, gru_*.c `*_units`): tanh/sigmoid calls and
 # the other elementwise operations (products, sums, q8/q16, binary16 roundings), counted from
 # the kernels.
@@ -46,10 +45,6 @@ class CostModelError(ValueError):
     """A model the firmware cannot run (a row that does not fit an L1 tile, an unknown mode)."""
 
 
-def _align4(value: int) -> int:
-    return (value + 3) & ~3
-
-
 def _part(n: int, core: int, workers: int) -> int:
     """model.c `part`: the first of worker `core`'s share of n items."""
     return n * core // workers
@@ -60,13 +55,9 @@ def _shares(n: int, workers: int) -> tuple[int, ...]:
 
 
 def layer_int8(mode: str, layer: str) -> bool:
-    if mode == "int8":
-        return True
-    if mode == "mixed":
-        return layer in ("rnn1", "rnn2")
-    if mode == "fp16":
-        return False
-    raise CostModelError(f"the target runs fp16, int8 or mixed, not {mode!r}")
+    if mode not in QUANTIZED_MODES:
+        raise CostModelError(f"the target runs {modes_text(QUANTIZED_MODES)}, not {mode!r}")
+    return layer_precision(mode, layer) == "int8"
 
 
 # --- the counters block ------------------------------------------------------------------------
@@ -173,39 +164,21 @@ def blob_bytes(mode: str, cell: str, hidden: int) -> int:
     return _layout(mode, cell, hidden)[1]
 
 
-def _segments(mode: str, cell: str, hidden: int) -> list[tuple[str, int, int, tuple[int, ...]]]:
-    """(layer, rows, cols, row bytes of each array) in blob order, as model.c `layout`."""
-    out = []
-    gates = GATES[cell]
-    for name in LAYERS:
-        int8 = layer_int8(mode, name)
-        wsize = 1 if int8 else 2
-        if name in ("rnn1", "rnn2"):
-            rows, cols = gates * hidden, hidden
-            segs: list[int] = []
-            for _ in range(2):  # W_ih, W_hh (each [G*H x H]), with per-row scales when int8
-                segs.append(hidden * wsize)
-                if int8:
-                    segs.append(4)
-            segs += [2, 2]  # b_ih, b_hh
-        else:
-            rows = hidden if name == "fc0" else N_BINS
-            cols = hidden if name == "fc1" else N_BINS
-            segs = [cols * wsize] + ([4] if int8 else []) + [2]
-        out.append((name, rows, cols, tuple(segs)))
-    return out
+def _layout(mode: str, cell: str, hidden: int) -> tuple[list[tuple[str, int, int, tuple[int, ...]]], int]:
+    """(layer, rows, cols, row bytes of each array) in blob order, and the blob's size: read
+    off the blob's own layout (streamer/link/blob.py), which model.c `layout` follows."""
+    from streamer.link.blob import layout
 
-
-def _layout(mode: str, cell: str, hidden: int) -> tuple[list, int]:
     if cell not in GATES:
         raise CostModelError(f"unknown recurrent cell {cell!r}")
     layer_int8(mode, "fc0")
-    segments = _segments(mode, cell, hidden)
-    offset = BLOB_HEADER
-    for _, rows, _, segs in segments:
-        for row_bytes in segs:
-            offset = _align4(offset) + rows * row_bytes
-    return segments, offset
+    arrays, total = layout(mode, cell, hidden)
+    segments = []
+    for name in LAYERS:
+        mine = [a for a in arrays if a.name.split(".")[0] == name]
+        rows, cols = mine[0].shape
+        segments.append((name, rows, cols, tuple(a.nbytes // rows for a in mine)))
+    return segments, total
 
 
 def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str | None = None) -> FrameWork:
@@ -545,7 +518,7 @@ def _backend_work(backend: Any, device: Any, target: Target) -> FrameWork:
     network = getattr(backend, "network", None)
     model = getattr(network, "model", None)
     if model is None or getattr(model, "mode", "fp32") not in ("fp16", "int8", "mixed"):
-        raise CostModelError("fp32 does not run on the target: pass --quant fp16, int8 or mixed "
+        raise CostModelError(f"fp32 does not run on the target: pass --quant {modes_text(QUANTIZED_MODES)} "
                              "for target timing")
     return model_work(model, target)
 

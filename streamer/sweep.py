@@ -26,8 +26,9 @@ from streamer.costmodel import (
     work_summary,
 )
 from streamer.engine import DEADLINE_S
+from streamer.quant.modes import QUANTIZED_MODES
 
-DEFAULT_MODES = ("fp16", "int8", "mixed")
+DEFAULT_MODES = QUANTIZED_MODES  # every mode the target runs
 
 Say = Callable[[str], None]
 

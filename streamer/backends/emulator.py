@@ -8,6 +8,7 @@ import numpy as np
 
 from streamer.backends.base import Backend, BackendError
 from streamer.model.params import TinyDenoiserParams
+from streamer.quant.modes import modes_text
 
 State = list[np.ndarray]
 
@@ -107,7 +108,7 @@ def build_network(model, quant: str | None = None):
                                f"`streamer quantize MODEL --quant {quant} --calib DIR -o OUT.tdn` and "
                                f"use OUT.tdn")
         return QuantizedNetwork(quantize(model, quant, model.calibration["ranges"], model.calibration))
-    raise BackendError(f"unknown numeric mode {quant!r}; expected fp32, fp16, int8 or mixed")
+    raise BackendError(f"unknown numeric mode {quant!r}; expected {modes_text()}")
 
 
 class EmulatorBackend(Backend):

@@ -21,6 +21,7 @@ from streamer.link.policy import LinkPolicy
 from streamer.link.protocol import TRACE_TENSORS, Counters, DeviceInfo, ModelInfo, frame_bytes
 from streamer.link.transport import LinkError
 from streamer.quant import arith
+from streamer.quant.modes import QUANTIZED_MODES, modes_text
 
 BITS_PER_BYTE = 10  # UART framing: start bit, 8 data bits, stop bit
 
@@ -47,7 +48,7 @@ def device_model(model, quant: str | None, supported: tuple[str, ...] | None = N
 
     network = build_network(model, quant)
     if not isinstance(network, QuantizedNetwork):
-        modes = ", ".join(supported) if supported else "fp16, int8, mixed"
+        modes = modes_text(tuple(supported or QUANTIZED_MODES))
         raise BackendError(f"fp32 runs only on the emulator; the device runs {modes}: pass --quant "
                            f"with one of them (int8 and mixed need a calibrated model)")
     if supported is not None and network.mode not in supported:

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamer.model.params import N_BINS, ModelError
+from streamer.model.params import CELL_CODES, CELLS, N_BINS, ModelError
+from streamer.quant.modes import WIRE_CODES, modes_text
 from streamer.quant.network import QuantizedModel, layer_precision, validate_quantized
 
 MAGIC = b"TDNB"
 VERSION = 1
 HEADER = struct.Struct("<4sHBBHH5fI")  # 36 bytes
-MODE_CODES = {"fp16": 1, "int8": 2, "mixed": 3}
-CELL_CODES = {"lstm": 0, "gru": 1}
-GATES = {"lstm": 4, "gru": 3}
+MODE_CODES = WIRE_CODES
+GATES = CELLS
 SCALE_NAMES = ("fc0.input", "rnn1.input", "rnn1.cell", "rnn2.cell", "fc2.input")
 ALIGN = 4
 
@@ -39,13 +39,14 @@ class BlobArray:
         return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
 
 
-def _array_order(model: QuantizedModel) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(tensor name, storage dtype, shape) in blob order: fc0, rnn1, rnn2, fc1, fc2."""
-    h, g = model.hidden, GATES[model.cell] * model.hidden
+def array_order(mode: str, cell: str, hidden: int) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(tensor name, storage dtype, shape) in blob order: fc0, rnn1, rnn2, fc1, fc2 (model.c
+    `layout`); the one description of the blob that the link and the cost model both read."""
+    h, g = hidden, GATES[cell] * hidden
     order: list[tuple[str, str, tuple[int, ...]]] = []
     dense = {"fc0": (h, N_BINS), "fc1": (N_BINS, h), "fc2": (N_BINS, N_BINS)}
     for layer in ("fc0", "rnn1", "rnn2", "fc1", "fc2"):
-        int8 = layer_precision(model.mode, layer) == "int8"
+        int8 = layer_precision(mode, layer) == "int8"
         wtype = "int8" if int8 else "float16"
         if layer in dense:
             shape = dense[layer]
@@ -65,11 +66,16 @@ def _array_order(model: QuantizedModel) -> list[tuple[str, str, tuple[int, ...]]
 
 def blob_layout(model: QuantizedModel) -> tuple[list[BlobArray], int]:
     """Offsets of every array of `model`'s blob, and the blob's total size in bytes."""
-    if model.mode not in MODE_CODES:
-        raise ModelError(f"the device blob holds fp16, int8 or mixed models, not {model.mode}")
+    return layout(model.mode, model.cell, model.hidden)
+
+
+def layout(mode: str, cell: str, hidden: int) -> tuple[list[BlobArray], int]:
+    """Offsets of every array of a `mode` `cell` model's blob, and its total size in bytes."""
+    if mode not in MODE_CODES:
+        raise ModelError(f"the device blob holds {modes_text(tuple(MODE_CODES))} models, not {mode}")
     offset = HEADER.size
     arrays = []
-    for name, dtype, shape in _array_order(model):
+    for name, dtype, shape in array_order(mode, cell, hidden):
         offset = -(-offset // ALIGN) * ALIGN
         array = BlobArray(name, offset, dtype, shape)
         arrays.append(array)

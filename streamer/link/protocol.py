@@ -20,6 +20,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from streamer.model.params import CELL_CODES, N_BINS
+from streamer.quant.modes import INFO_BITS, WIRE_CODES
+from streamer.target import MEMORY_LEVELS
+
 SYNC = b"\xa5\x5a"
 HEADER_SIZE = 7
 CRC32_SIZE = 4
@@ -27,7 +31,6 @@ OVERHEAD = HEADER_SIZE + CRC32_SIZE
 MAX_PAYLOAD = 1280
 MAX_CHUNK = 1024
 MAX_ERROR_TEXT = 200
-N_BINS = 257
 PROTOCOL_VERSION = 1
 COUNTERS_VERSION = 1
 RX_STALE_S = 0.200
@@ -355,13 +358,11 @@ class ModelChunkReply(_U32Message):
     received_bytes: int
 
 
-MODES = {1: "fp16", 2: "int8", 3: "mixed"}
-MODE_CODES = {name: code for code, name in MODES.items()}
-CELLS = {0: "lstm", 1: "gru"}
-CELL_CODES = {name: code for code, name in CELLS.items()}
-MEMORY_LEVELS = ("L2", "MRAM", "L3")
-_MODE_BITS = {"fp16": 0, "int8": 1, "mixed": 2}
-_CELL_BITS = {"lstm": 0, "gru": 1}
+MODE_CODES = WIRE_CODES
+MODES = {code: name for name, code in MODE_CODES.items()}
+CELLS = {code: name for name, code in CELL_CODES.items()}
+_MODE_BITS = INFO_BITS
+_CELL_BITS = CELL_CODES  # INFO's supported-cells bit is the cell's code
 
 
 def _bits_to_names(bits: int, table: dict[str, int]) -> tuple[str, ...]:

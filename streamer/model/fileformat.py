@@ -99,8 +99,10 @@ def check_header(header: object, source: str = "model") -> dict:
         raise ModelError(f"{source}: unknown recurrent cell {cell!r}; expected one of {sorted(CELLS)}")
     if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= MAX_HIDDEN:
         raise ModelError(f"{source}: hidden size {hidden!r}; expected an integer 1..{MAX_HIDDEN}")
-    if quant not in ("fp32", "fp16", "int8", "mixed"):
-        raise ModelError(f"{source}: numeric mode {quant!r} is not one of fp32, fp16, int8, mixed")
+    from streamer.quant.modes import MODES, modes_text
+
+    if quant not in MODES:
+        raise ModelError(f"{source}: numeric mode {quant!r} is not {modes_text()}")
     if not isinstance(header.get("metadata", {}), dict):
         raise ModelError(f"{source}: metadata must be a table")
     calibration = header.get("calibration")

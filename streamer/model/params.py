@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-N_BINS = 257
+from streamer.engine import N_BINS  # noqa: F401 - the model's input and mask size is the STFT's
+
+# The recurrent cells: gates per hidden unit, and the code a device blob and the link use.
 CELLS = {"lstm": 4, "gru": 3}
+CELL_CODES = {"lstm": 0, "gru": 1}
 SUPPORTED_HIDDEN = (128, 256)
 
 

@@ -1,5 +1,5 @@
 """Numeric modes and the Python side of the arithmetic contract (docs/arithmetic-contract.md)."""
 
-QUANT_MODES = ("fp32", "fp16", "int8", "mixed")
+from streamer.quant.modes import MODES as QUANT_MODES
 
 __all__ = ["QUANT_MODES"]

@@ -14,21 +14,22 @@ import numpy as np
 from streamer.model.params import ModelError, TinyDenoiserParams, tensor_shapes
 from streamer.quant import arith
 from streamer.quant.arith import F32, STATE_SCALE, f16
-
-DENSE_LAYERS = ("fc0", "fc1", "fc2")
-RECURRENT_LAYERS = ("rnn1", "rnn2")
-QUANTIZED_MODES = ("fp16", "int8", "mixed")
+from streamer.quant.modes import (  # noqa: F401 - re-exported: the quantised network's vocabulary
+    DENSE_LAYERS,
+    QUANTIZED_MODES,
+    RECURRENT_LAYERS,
+    ModeError,
+    check_mode,
+)
+from streamer.quant.modes import layer_precision as _mode_precision
 
 
 def layer_precision(mode: str, layer: str) -> str:
-    """Storage of `layer` ("fp16" or "int8") in numeric `mode`."""
-    if mode == "fp16":
-        return "fp16"
-    if mode == "int8":
-        return "int8"
-    if mode == "mixed":
-        return "int8" if layer in RECURRENT_LAYERS else "fp16"
-    raise ModelError(f"unknown numeric mode {mode!r}; expected one of {QUANTIZED_MODES}")
+    """Storage of `layer` ("fp16" or "int8") in quantised `mode` (streamer/quant/modes.py)."""
+    try:
+        return _mode_precision(check_mode(mode, QUANTIZED_MODES), layer)
+    except ModeError as error:
+        raise ModelError(str(error)) from None
 
 
 def required_ranges(mode: str, cell: str) -> list[str]:
