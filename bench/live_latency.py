@@ -116,7 +116,7 @@ def find_offset(haystack: np.ndarray, needle: np.ndarray, max_offset: int) -> in
 def run_backend(spec: str, params, quant: str, seconds: float, slack: int, server) -> dict[str, Any]:
     import jack as jackhelper
 
-    from streamer.backends.base import open_backend
+    from streamer.backends.registry import open_backend
 
     with open_backend(spec, params, quant) as backend:
         before = set(server.ports())

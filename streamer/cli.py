@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import streamer
+from streamer.backends.registry import backend_help
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -58,12 +59,7 @@ Run 'streamer COMMAND --help' for a command's options. Errors are one line,
 
 _MODEL_HELP = ("model file: a native .tdn or an .onnx TinyDenoiser graph "
                "(default: the LSTM H=256 model embedded in the package)")
-_BACKEND_HELP = ("where the network runs: 'emulator' (numpy on this host); 'sim' or 'sim-tcp' (the "
-                 "firmware's host simulator, started and reached over a pseudo-terminal or a TCP "
-                 "socket); 'qemu' or 'qemu-tcp' (the firmware on RISC-V under QEMU, 1 controller + "
-                 "8 worker harts, UART on a pty or a TCP socket); 'serial:PATH[@BAUD]' (a device on a "
-                 "serial port, e.g. serial:/dev/ttyUSB0@2000000); 'socket://HOST:PORT' (a device or "
-                 "simulator listening on TCP) (default: emulator)")
+_BACKEND_HELP = backend_help()
 _QUANT_HELP = ("numeric mode: fp32, fp16, int8 or mixed (recurrent layers int8, the rest fp16). "
                "fp16 works on any FP32 model; int8 and mixed need the calibration the default "
                "model carries or a file made by 'streamer quantize' (default: the model file's "

@@ -438,10 +438,14 @@ class TargetTiming:
     def __init__(self, spec: TimingSpec, backend: Any) -> None:
         target, points, baud = spec.target, spec.points, spec.baud
         self.target, self.points, self.backend = target, points, backend
-        self.device = _device_of(backend)
-        self.work = _backend_work(backend, self.device, target)
-        if baud is None and self.device is not None:
-            baud = getattr(self.device, "baud", None)
+        model = backend.target_model()
+        if model is None:
+            raise CostModelError(f"fp32 does not run on the target: pass --quant "
+                                 f"{modes_text(QUANTIZED_MODES)} for target timing")
+        self.device = backend.is_device
+        self.work = firmware_work(model.mode, model.cell, model.hidden, target, model.level)
+        if baud is None and self.device:
+            baud = model.baud
         self.baud = baud
         self.record_ = TargetRecord(target, points, level=self.work.level,
                                     l1_bytes_from=self.work.counters().l1_bytes_from,
@@ -453,8 +457,9 @@ class TargetTiming:
 
     def __call__(self, event: Any) -> None:
         cycles: list[int] | None = self._scheduled
-        if self.device is not None:
-            counters = None if self.device.last_failed else self.device.last_counters
+        if self.device:
+            last = self.backend.last_frame()
+            counters = None if last.failed else last.counters
             if counters is None:
                 cycles = None
             else:
@@ -501,26 +506,6 @@ class TargetNote:
 
     def report_fields(self) -> dict[str, Any]:
         return {"operating_points": None, "lowest_feasible_voltage": None, "target_note": self.note}
-
-
-def _device_of(backend: Any) -> Any:
-    """The LinkBackend behind `backend` (itself, or the device a VerifyingBackend wraps), or None."""
-    for candidate in (backend, getattr(backend, "device", None)):
-        if candidate is not None and hasattr(candidate, "last_counters") and hasattr(candidate, "model_info"):
-            return candidate
-    return None
-
-
-def _backend_work(backend: Any, device: Any, target: Target) -> FrameWork:
-    if device is not None:
-        info = device.model_info
-        return firmware_work(info.mode, info.cell, info.hidden, target, info.weights_level)
-    network = getattr(backend, "network", None)
-    model = getattr(network, "model", None)
-    if model is None or getattr(model, "mode", "fp32") not in ("fp16", "int8", "mixed"):
-        raise CostModelError(f"fp32 does not run on the target: pass --quant {modes_text(QUANTIZED_MODES)} "
-                             "for target timing")
-    return model_work(model, target)
 
 
 def work_summary(work: FrameWork, target: Target,

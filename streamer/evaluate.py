@@ -17,7 +17,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamer.backends.base import Backend, open_backend
+from streamer.backends.base import Backend
+from streamer.backends.registry import open_backend
 from streamer.link.policy import LinkPolicy
 from streamer.pipeline import mask_floor
 from streamer.replay import (

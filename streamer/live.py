@@ -369,18 +369,9 @@ class LiveProcessor:
 
 
 def link_round_trip(backend: Backend) -> float | None:
-    """The link round trip (s) of the step just taken, when the backend is a device link.
-
-    Either a `last_rtt_s` attribute, or the newest entry of a `round_trip_s` list (what
-    `LinkBackend` keeps); None for backends without a link (the emulator).
-    """
-    rtt = getattr(backend, "last_rtt_s", None)
-    if rtt is not None:
-        return float(rtt)
-    trips = getattr(backend, "round_trip_s", None)
-    if trips and not getattr(backend, "last_failed", False):
-        return float(trips[-1])
-    return None
+    """The link round trip (s) of the step just taken; None without a link (the emulator) or
+    when the frame failed."""
+    return backend.last_frame().rtt_s
 
 
 @dataclass
@@ -916,11 +907,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "embedded LSTM H=256 model)")
     parser.add_argument("--quant", metavar="MODE", default=None,
                         help="numeric mode: fp32, fp16, int8, mixed (default: the model's own)")
-    parser.add_argument("--backend", default="emulator", metavar="SPEC",
-                        help="where the network runs: emulator (numpy on this host), sim or sim-tcp "
-                        "(the host firmware simulator), qemu or qemu-tcp (the firmware on RISC-V "
-                        "under QEMU), serial:PATH[@BAUD], socket://HOST:PORT "
-                        "(default: emulator)")
+    from streamer.backends.registry import backend_help
+
+    parser.add_argument("--backend", default="emulator", metavar="SPEC", help=backend_help())
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio "
                         "(default: until Ctrl-C)")
     parser.add_argument("--record-in", metavar="IN.wav", help="write the input as captured")
@@ -1016,7 +1005,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from streamer.audio import write_audio
-    from streamer.backends.base import open_backend
+    from streamer.backends.registry import open_backend
     from streamer.replay import check_output_paths, load
     from streamer.report import write_json
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from streamer.audio import Audio, output_subtype, read_audio, write_audio
-from streamer.backends.base import Backend, open_backend
+from streamer.backends.base import Backend
+from streamer.backends.registry import open_backend
 from streamer.engine import SAMPLE_RATE
 from streamer.link.policy import LinkPolicy
 from streamer.metrics import HostTimer, Quality, TimingStats, quality, timing_stats

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from helpers import random_params, require_tool
 
+from streamer.backends.base import Backend, LastFrame, TargetModel
 from streamer.costmodel import (
     FrameCounters,
     FrameWork,
@@ -360,9 +361,34 @@ def test_the_worked_example_of_the_docs():
     assert round(ideal_cycles(work, target), 1) == 57_472.1
 
 
+class _FakeDevice(Backend):
+    """Test double for a device backend: the counters and failures it reports are set by the
+    test, through the Backend interface the cost model reads (no link needed)."""
+
+    name = "fake-device"
+
+    def __init__(self, work, counters, failed: bool = False) -> None:
+        self.work, self.last_counters, self.last_failed = work, counters, failed
+
+    def step(self, magnitudes):
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        pass
+
+    @property
+    def is_device(self) -> bool:
+        return True
+
+    def last_frame(self) -> LastFrame:
+        return LastFrame(failed=True) if self.last_failed else LastFrame(False, None, self.last_counters)
+
+    def target_model(self) -> TargetModel:
+        return TargetModel(self.work.mode, self.work.cell, self.work.hidden, self.work.level)
+
+
 def _fake_device(work, counters, failed=False):
-    info = SimpleNamespace(mode=work.mode, cell=work.cell, hidden=work.hidden, weights_level=work.level)
-    return SimpleNamespace(model_info=info, last_counters=counters, last_failed=failed, baud=None)
+    return _FakeDevice(work, counters, failed)
 
 
 def test_device_counters_drive_the_cycles_and_lost_frames_miss():

@@ -29,6 +29,7 @@ from streamer.backends import open_backend
 from streamer.backends.base import BackendError
 from streamer.backends.emulator import EmulatorBackend
 from streamer.backends.link import LinkBackend, magnitude_bits, mask_values, realtime_baud
+from streamer.backends.verify import VerifyingBackend, first_differing_layer
 from streamer.link.blob import encode_blob
 from streamer.link.device import DeviceClient, DeviceError, ModelTooLarge
 from streamer.link.protocol import (
@@ -48,7 +49,6 @@ from streamer.link.simulator import (
     needs_build,
 )
 from streamer.link.transport import LinkError, Transport, TransportSpec
-from streamer.link.verify import VerifyingBackend, first_differing_layer
 from streamer.quant.arith import f16, sanitize_input
 from streamer.quant.calibrate import activation_ranges, trace_activations
 from streamer.quant.network import QuantizedNetwork, quantize

@@ -1,14 +1,16 @@
-"""The Backend interface and the factory that turns a `--backend` string into one."""
+"""The Backend interface: what every backend does, and what observers may ask of it.
+
+The list of backends and the factory that opens one from a `--backend` spec live in
+`streamer/backends/registry.py`.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from streamer.link.policy import LinkPolicy
-from streamer.model.params import TinyDenoiserParams
 
 
 class BackendError(RuntimeError):
@@ -17,6 +19,30 @@ class BackendError(RuntimeError):
 
 class DeviceGone(BackendError):
     """A device that stopped answering for good (LinkPolicy's bounds): the stream must end."""
+
+@dataclass(frozen=True)
+class LastFrame:
+    """What the last step cost outside this process, for observers (timing, cost model, views):
+    whether a device lost it, the link's round trip, and the device's own counters
+    (`streamer.link.protocol.Counters`). The emulator has none of these."""
+
+    failed: bool = False
+    rtt_s: float | None = None
+    counters: Any = None
+
+
+@dataclass(frozen=True)
+class TargetModel:
+    """What runs on the target, for the cost model: the numeric mode, cell and hidden size, and
+    for a device the memory level it placed the weights in and its link's baud rate (None:
+    the cost model places them itself, no wire)."""
+
+    mode: str
+    cell: str
+    hidden: int
+    level: str | None = None
+    baud: int | None = None
+
 
 class Backend(ABC):
     """One network instance with its recurrent state, stepped one STFT frame at a time."""
@@ -39,40 +65,21 @@ class Backend(ABC):
         """Facts about this backend for reports."""
         return {"backend": self.name}
 
+    @property
+    def is_device(self) -> bool:
+        """True when the network runs on firmware at the end of a link (its frames can fail)."""
+        return False
+
+    def last_frame(self) -> LastFrame:
+        """The last step's link and device facts (none for a backend without a link)."""
+        return LastFrame()
+
+    def target_model(self) -> TargetModel | None:
+        """What would run on the target; None where nothing can (fp32)."""
+        return None
+
     def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def open_backend(spec: str, params: TinyDenoiserParams, quant: str | None = None,
-                 verify: bool = False, policy: LinkPolicy | None = None) -> Backend:
-    """Open the backend named by `spec` for a model in numeric mode `quant`.
-
-    `spec`: "emulator"; "sim" / "sim-tcp" (start the host firmware simulator, link over a pty
-    or a TCP socket); "qemu" / "qemu-tcp" (the firmware on QEMU RV32, 1 + 8 harts, its UART on
-    a pty or a TCP socket); "serial:PATH[@BAUD]" or "socket://HOST:PORT" (a device). `params` is FP32
-    TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own mode (fp32 for
-    FP32 params, which a device cannot run). `verify` runs the emulator beside a device and
-    counts frames whose masks differ by even one bit. `policy` bounds how long a device
-    link is waited for (default: LinkPolicy()).
-    """
-    if verify:
-        if spec == "emulator":
-            raise BackendError("--verify compares a device with the emulator: use it with a device "
-                               "backend (sim, sim-tcp, qemu, qemu-tcp, serial:PATH, socket://HOST:PORT)")
-        from streamer.link.verify import VerifyingBackend
-
-        return VerifyingBackend.for_device(open_backend(spec, params, quant, policy=policy), params, quant)
-    if spec == "emulator":
-        from streamer.backends.emulator import EmulatorBackend
-
-        return EmulatorBackend(params, quant=quant)
-    # Device links: the host simulator over a pty or TCP, a serial port, or a TCP device.
-    if spec in ("sim", "sim-tcp", "qemu", "qemu-tcp") or spec.startswith(("serial:", "socket://")):
-        from streamer.backends.link import open_link
-
-        return open_link(spec, params, quant, policy=policy)
-    raise BackendError(f"unknown backend {spec!r}; available: emulator, sim, sim-tcp, qemu, qemu-tcp, "
-                       f"serial:PATH[@BAUD], socket://HOST:PORT")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.backends.base import Backend, BackendError
+from streamer.backends.base import Backend, BackendError, TargetModel
 from streamer.model.params import TinyDenoiserParams
 from streamer.quant.modes import modes_text
 
@@ -128,6 +128,10 @@ class EmulatorBackend(Backend):
     def step(self, magnitudes: np.ndarray) -> np.ndarray:
         mask, self.state = self.network.step(np.asarray(magnitudes, np.float32), self.state)
         return mask
+
+    def target_model(self) -> TargetModel | None:
+        model = getattr(self.network, "model", None)  # a QuantizedNetwork's; fp32 has none
+        return None if model is None else TargetModel(model.mode, model.cell, model.hidden)
 
     def describe(self) -> dict[str, Any]:
         from streamer.quant.memory import memory_report

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.backends.base import Backend, BackendError, DeviceGone
+from streamer.backends.base import Backend, BackendError, DeviceGone, LastFrame, TargetModel
 from streamer.engine import DEADLINE_S, N_BINS
 from streamer.link.device import DeviceClient, MalformedReply
 from streamer.link.policy import LinkPolicy
@@ -138,6 +138,19 @@ class LinkBackend(Backend):
             return
         raise DeviceGone(f"the device stopped answering: {why} (last: {error}); limits: "
                          f"--max-failed-frames {limit}, --link-timeout {self.policy.give_up_s:g} s")
+
+    @property
+    def is_device(self) -> bool:
+        return True
+
+    def last_frame(self) -> LastFrame:
+        if self.last_failed:
+            return LastFrame(failed=True)
+        return LastFrame(False, self.round_trip_s[-1] if self.round_trip_s else None, self.last_counters)
+
+    def target_model(self) -> TargetModel:
+        info = self.model_info
+        return TargetModel(info.mode, info.cell, info.hidden, info.weights_level, self.baud)
 
     def trace_last_frame(self) -> dict[str, np.ndarray]:
         """The device's intermediates of the last frame (TRACE), by TRACE_TENSORS name; tensors

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.backends.base import Backend
+from streamer.backends.base import Backend, LastFrame, TargetModel
 from streamer.backends.emulator import EmulatorBackend
 from streamer.link.transport import LinkError
 
@@ -73,8 +73,19 @@ class VerifyingBackend(Backend):
     @classmethod
     def for_device(cls, device: Backend, model, quant: str | None) -> VerifyingBackend:
         """Pair `device` with an emulator for the same model and numeric mode."""
-        mode = getattr(device, "quant", None) or quant
+        target = device.target_model()
+        mode = target.mode if target is not None else quant
         return cls(device, EmulatorBackend(model, quant=mode))
+
+    @property
+    def is_device(self) -> bool:
+        return True
+
+    def last_frame(self) -> LastFrame:
+        return self.device.last_frame()
+
+    def target_model(self) -> TargetModel | None:
+        return self.device.target_model()
 
     def step(self, magnitudes: np.ndarray) -> np.ndarray:
         index = self.frames
@@ -82,7 +93,7 @@ class VerifyingBackend(Backend):
         mask = self.device.step(magnitudes)
         before = getattr(self.reference, "state", None) if self.first_mismatch_frame is None else None
         expected = self.reference.step(magnitudes)
-        if getattr(self.device, "last_failed", False):
+        if self.device.last_frame().failed:
             self.failed_frames += 1
             return mask
         self.compared_frames += 1
