@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import onnxruntime as ort
 
-    from streamer.model.onnx_io import export_onnx
+    from streamer.model.onnx_export import export_onnx
 
     params = load_model(args.model)
     network = Fp32Network(params)

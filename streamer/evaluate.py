@@ -24,11 +24,11 @@ from streamer.pipeline import mask_floor
 from streamer.replay import (
     LoadedModel,
     ReplayError,
-    ReplayResult,
     check_output_paths,
     enhance_file,
     load,
 )
+from streamer.results import EvalResult, ReplayResult
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -45,27 +45,6 @@ class Pairing:
     pairs: list[tuple[Path, Path]]
     noisy_only: list[str] = field(default_factory=list)
     clean_only: list[str] = field(default_factory=list)
-
-
-@dataclass
-class EvalResult:
-    """Per-file results (sorted by name) of one evaluation; see `streamer.report.eval_report`."""
-
-    noisy_dir: Path
-    clean_dir: Path
-    out_dir: Path | None
-    model: dict[str, Any]
-    backend: str
-    quant: str | None
-    backend_info: dict[str, Any]
-    jobs: int
-    files: list[ReplayResult]
-    noisy_only: list[str]
-    clean_only: list[str]
-    complete: bool = True
-    atten_lim_db: float | None = None
-    # Why the evaluation stopped early (a device gone, with the file it happened in); None: it ran.
-    error: str | None = None
 
 
 def default_jobs() -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from streamer.backends.base import Backend
 from streamer.backends.registry import open_backend
 from streamer.engine import SAMPLE_RATE
 from streamer.link.policy import LinkPolicy
-from streamer.metrics import HostTimer, Quality, TimingStats, quality, timing_stats
+from streamer.metrics import HostTimer, quality
 from streamer.model import TinyDenoiserParams, load_model
 from streamer.pipeline import (
     Denoiser,
@@ -33,6 +33,7 @@ from streamer.pipeline import (
     enhance_signal,
     mask_floor,
 )
+from streamer.results import ReplayResult
 
 DEMO_NOISY = "demo_noisy.wav"
 DEMO_CLEAN = "demo_clean.wav"
@@ -69,59 +70,6 @@ class LoadedModel:
 def load(model: str | Path | None = None) -> LoadedModel:
     """Load the model named by `--model`: None for the embedded default, else a .tdn/.onnx path."""
     return LoadedModel(load_model(model), None if model is None else Path(model))
-
-
-@dataclass
-class ReplayResult:
-    """Everything one replayed file produced, before it becomes a report (see `streamer.report`)."""
-
-    input: Path
-    output: Path | None
-    clean: Path | None
-    model: dict[str, Any]
-    backend: str
-    quant: str | None
-    backend_info: dict[str, Any]
-    sample_rate_in: int
-    channels_in: int
-    subtype_in: str
-    samples: int
-    host_s: np.ndarray
-    wall_s: float
-    enhanced_quality: Quality | None = None
-    noisy_quality: Quality | None = None
-    warnings: list[str] = field(default_factory=list)
-    sample_rate_out: int = SAMPLE_RATE
-    # Target timing (streamer.costmodel.TargetRecord) per frame, or why there is none.
-    target: Any = None
-    target_note: str | None = None
-    # The attenuation limit the masks were floored at (streamer.pipeline.mask_floor); None: off.
-    atten_lim_db: float | None = None
-    # Why the file stopped before its end (a device gone); None: it ran to the end. The output
-    # then holds the first `samples_done` samples.
-    error: str | None = None
-    samples_done: int | None = None
-    # Frames the device link lost in this file, by cause (the input passed through for them).
-    failed_frames: dict[str, int] = field(default_factory=dict)
-    # The input's largest magnitude: above 1.0 (float files) the output is clipped, and said.
-    input_peak: float | None = None
-
-    @property
-    def complete(self) -> bool:
-        return self.error is None
-
-    @property
-    def duration_s(self) -> float:
-        return self.samples / SAMPLE_RATE
-
-    @property
-    def timing(self) -> TimingStats:
-        return timing_stats(self.host_s)
-
-    @property
-    def realtime_factor(self) -> float | None:
-        """Audio seconds processed per host second (the whole streaming loop, not just the network)."""
-        return self.duration_s / self.wall_s if self.wall_s > 0 else None
 
 
 def demo_paths() -> tuple[Path, Path]:

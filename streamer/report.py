@@ -26,9 +26,8 @@ from streamer.pipeline import FrameEvent
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from streamer.evaluate import EvalResult
     from streamer.model.params import TinyDenoiserParams
-    from streamer.replay import ReplayResult
+    from streamer.results import EvalResult, ReplayResult
 
 _MS_DIGITS = 4  # 0.1 us: finer than perf_counter means anything on a busy host
 

@@ -176,7 +176,7 @@ def test_bad_replay_inputs_give_one_line_and_exit_2(tmp_path: Path, inputs: dict
 
 
 def test_corrupt_onnx_model_gives_one_line(tmp_path: Path, inputs: dict[str, Path]) -> None:
-    pytest.importorskip("streamer.model.onnx_io")
+    pytest.importorskip("streamer.model.onnx_import")
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(np.random.default_rng(0).bytes(3000))
     assert_one_line_error(run_streamer("replay", inputs["noisy"], "--model", garbage, cwd=tmp_path))

@@ -290,7 +290,7 @@ def real_model():
     if not SHARED.is_dir():
         pytest.skip("../shared is absent")
     try:
-        import streamer.model.onnx_io  # noqa: F401
+        import streamer.model.onnx_import  # noqa: F401
     except ImportError:
         pytest.skip("the ONNX importer is not available yet")
     import soundfile

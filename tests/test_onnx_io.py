@@ -9,7 +9,8 @@ from helpers import random_params
 
 from streamer.backends.emulator import Fp32Network
 from streamer.model import load_model
-from streamer.model.onnx_io import export_onnx, import_onnx
+from streamer.model.onnx_export import export_onnx
+from streamer.model.onnx_import import import_onnx
 from streamer.model.params import N_BINS, ModelError, TinyDenoiserParams
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -27,7 +27,7 @@ def reference(shared_dir: Path) -> dict:
 
 @pytest.mark.parametrize("rank", [8, 80])
 def test_replay_matches_the_onnxruntime_reference(shared_dir: Path, reference: dict, rank: int) -> None:
-    pytest.importorskip("streamer.model.onnx_io", reason="ONNX import not available yet")
+    pytest.importorskip("streamer.model.onnx_import", reason="ONNX import not available yet")
     from streamer.evaluate import evaluate
 
     name = f"tt_denoiser_rank_{rank}.onnx"

@@ -9,7 +9,7 @@ from streamer.model.params import ModelError, TinyDenoiserParams
 
 DEFAULT_MODEL_NAME = "default_lstm256.tdn"
 
-__all__ = ["ModelError", "TinyDenoiserParams", "default_model_path", "load_model"]
+__all__ = ["ModelError", "TinyDenoiserParams", "default_model_path", "load_model", "load_native"]
 
 
 def default_model_path() -> Path:
@@ -23,9 +23,20 @@ def load_model(path: str | Path | None = None) -> TinyDenoiserParams:
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     if path.suffix.lower() == ".onnx":
-        from streamer.model.onnx_io import import_onnx
+        from streamer.model.onnx_import import import_onnx
 
         return import_onnx(path)
-    from streamer.model.fileformat import load_native
-
     return load_native(path)
+
+
+def load_native(path: str | Path):
+    """Load a `.tdn` file: TinyDenoiserParams for FP32, QuantizedModel for a quantised one."""
+    from streamer.model.fileformat import decode_model, unpack
+    from streamer.quant.storage import decode_quantized
+
+    path = Path(path)
+    blob = path.read_bytes()
+    header, _ = unpack(blob, str(path))
+    if header.get("quant", "fp32") == "fp32":
+        return decode_model(blob, source=str(path))[0]
+    return decode_quantized(blob, source=str(path))

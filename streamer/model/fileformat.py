@@ -202,15 +202,3 @@ def decode_model(blob: bytes, source: str = "model") -> tuple[TinyDenoiserParams
 def save_model(params: TinyDenoiserParams, path: str | Path, **encode_kwargs) -> Path:
     """Write `params` to `path` atomically (a crash never leaves a half-written model)."""
     return write_atomically(path, encode_model(params, **encode_kwargs))
-
-
-def load_native(path: str | Path):
-    """Load a `.tdn` file: TinyDenoiserParams for FP32, QuantizedModel for a quantised one."""
-    path = Path(path)
-    blob = path.read_bytes()
-    header, _ = unpack(blob, str(path))
-    if header.get("quant", "fp32") == "fp32":
-        return decode_model(blob, source=str(path))[0]
-    from streamer.quant.storage import decode_quantized
-
-    return decode_quantized(blob, source=str(path))

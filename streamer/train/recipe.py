@@ -174,7 +174,8 @@ def run(args: argparse.Namespace, log=print) -> int:
     except ImportError:
         log("streamer train needs PyTorch: pip install 'streamer[train]'")
         return 2
-    from streamer.model.fileformat import load_native, save_model
+    from streamer.model import load_native
+    from streamer.model.fileformat import save_model
     from streamer.model.torch_model import TinyDenoiser
     from streamer.train.dataset import MixtureConfig, MixtureSampler, torch_stft
     from streamer.train.speech import SynthesisError, build_corpus
