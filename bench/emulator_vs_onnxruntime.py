@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 
 # Before numpy loads: a stream's matrix-vector products run single-threaded (as `streamer` does).
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+import streamer  # noqa: F401, E402 - first: single-threaded BLAS before numpy loads (streamer/__init__.py)
+
+# isort: split
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -11,10 +11,9 @@ does); a model that already carries calibration keeps it. Prints JSON, then a Ma
 
 from __future__ import annotations
 
-import os
+import streamer  # noqa: F401, E402 - first: single-threaded BLAS before numpy loads (streamer/__init__.py)
 
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+# isort: split
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from streamer.engine import DEADLINE_S, HOP_SAMPLES, SAMPLE_RATE
-from streamer.metrics import deadline_missed
+from streamer.metrics import deadline_missed, timing_stats
 from streamer.pipeline import FrameEvent
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -188,13 +188,9 @@ class Dashboard:
         """A consistent copy of everything shown, with host percentiles computed."""
         with self._lock:
             fields = dict(self._fields)
-            host = np.asarray(self._host, dtype=np.float64) * 1e3
+            host = list(self._host)
             events, host_misses = self._events, self._host_misses
-        if host.size:
-            p50, p99 = np.percentile(host, [50, 99])
-            fields["host_ms"] = {"p50": float(p50), "p99": float(p99), "max": float(host.max())}
-        else:
-            fields["host_ms"] = None
+        fields["host_ms"] = timing_stats(host).host_ms() if host else None
         fields.setdefault("frames", events)
         fields["host_deadline_misses"] = host_misses
         return fields

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-# As the `streamer` command does, before numpy loads: single-threaded BLAS for per-frame work.
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+import streamer  # noqa: F401, E402 - first: single-threaded BLAS before numpy loads (streamer/__init__.py)
+
+# isort: split
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402

@@ -528,7 +528,7 @@ def test_open_backend_verifies_bit_exact(spec, sim_binary):
     assert described["transport"] == ("pty" if spec == "sim" else "socket")
     assert described["frames_sent"] == described["frames_answered"] == 60
     assert described["bytes_per_frame_up"] == 529 and described["baud_carries_realtime"] is None
-    assert described["link_round_trip_ms_p50"] > 0 and described["last_counters"]["ticks"] > 0
+    assert described["link_rtt_ms"]["p50"] > 0 and described["last_counters"]["ticks"] > 0
     assert child_pids() <= before, "the backend left its simulator running"
 
 

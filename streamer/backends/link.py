@@ -20,6 +20,7 @@ from streamer.link.device import DeviceClient, MalformedReply
 from streamer.link.policy import LinkPolicy
 from streamer.link.protocol import TRACE_TENSORS, Counters, DeviceInfo, ModelInfo, frame_bytes
 from streamer.link.transport import LinkError
+from streamer.metrics import timing_stats
 from streamer.quant import arith
 from streamer.quant.modes import QUANTIZED_MODES, modes_text
 
@@ -59,10 +60,6 @@ def device_model(model, quant: str | None, supported: tuple[str, ...] | None = N
 def realtime_baud(bytes_up: int, bytes_down: int) -> int:
     """The lowest baud rate that carries one frame each way per hop (full duplex)."""
     return math.ceil(max(bytes_up, bytes_down) * BITS_PER_BYTE / DEADLINE_S)
-
-
-def percentile_ms(samples: list[float], q: float) -> float | None:
-    return float(np.percentile(samples, q) * 1e3) if samples else None
 
 
 class LinkBackend(Backend):
@@ -205,13 +202,8 @@ class LinkBackend(Backend):
             "late_replies": self.client.late_replies,
             "model_reloads": self.client.model_reloads,
             "reconnects": self.client.reconnects,
-            "link_rtt_ms": {"p50": percentile_ms(self.round_trip_s, 50),
-                            "p99": percentile_ms(self.round_trip_s, 99),
-                            "max": percentile_ms(self.round_trip_s, 100)},
-            "link_round_trip_ms_p50": percentile_ms(self.round_trip_s, 50),
-            "link_round_trip_ms_p99": percentile_ms(self.round_trip_s, 99),
-            "device_compute_ms_p50": percentile_ms(self.device_s, 50),
-            "device_compute_ms_p99": percentile_ms(self.device_s, 99),
+            "link_rtt_ms": timing_stats(self.round_trip_s).host_ms(),
+            "device_compute_ms": timing_stats(self.device_s).host_ms(),
             "last_counters": None if self.last_counters is None else self.last_counters.as_dict(),
             **self.instret_report(),
         }

@@ -28,7 +28,6 @@ from streamer.model.params import ModelError, TinyDenoiserParams, tensor_shapes
 
 MAGIC = b"TDNMODEL"
 FORMAT_VERSION = 1
-SUFFIX = ".tdn"
 _PREAMBLE = struct.Struct("<8sHHI")
 _DIGEST_BYTES = 32
 _ALIGN = 16

@@ -1,0 +1,84 @@
+"""`streamer sweep`: one model across numeric modes and operating points."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from streamer.commands.common import say
+from streamer.options import (
+    MODEL_HELP,
+    add_target_options,
+    positive_int,
+)
+
+DESCRIPTION = """\
+The question: at which supply voltage and clock does a quantised model still meet the
+6.25 ms deadline on the MCU, and what does it cost in power and energy? For each numeric
+mode the firmware's work per frame (its counters: MACs per core and kind, bytes per memory
+level, DMA transfers, forks, barriers) is turned into target cycles, with the weight DMA
+overlapped with compute as the double buffering allows; then, at each operating point of
+the target, latency = cycles / f(V), the deadline, average power and energy per frame, and
+where the weights live. docs/cost-model.md gives the formula and a worked example.
+
+With --noisy and --clean each mode also runs on the emulator over the audio: PESQ-WB per
+mode, and the deadline checked on every frame.
+"""
+
+EPILOG = """\
+examples:
+  streamer sweep --plot sweep.png
+  streamer sweep --model my.tdn --voltages 0.65,0.80 --report sweep.json
+  streamer sweep --noisy valentini/noisy --clean valentini/clean --plot sweep.png
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="PATH", help=MODEL_HELP + "; int8 and mixed need its "
+                       "calibration")
+    parser.add_argument("--quants", metavar="MODES", help="numeric modes, comma-separated "
+                       "(default: fp16,int8,mixed)")
+    add_target_options(parser)
+    parser.add_argument("--baud", type=positive_int, metavar="BAUD",
+                       help="add the link time per frame of a serial device at this baud rate")
+    parser.add_argument("--noisy", metavar="PATH", help="noisy file or folder: with --clean, score "
+                       "each mode (PESQ-WB, STOI) on the emulator and count deadline misses per frame")
+    parser.add_argument("--clean", metavar="PATH", help="clean reference file or folder (same names)")
+    parser.add_argument("--jobs", type=positive_int, metavar="N",
+                       help="worker processes when scoring folders (default: min(2, CPU count))")
+    parser.add_argument("--plot", metavar="OUT.png",
+                       help="write the plot: latency and power against voltage, one line per mode")
+    parser.add_argument("--report", metavar="R.json", help="write the sweep as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from streamer.report import write_json
+    from streamer.sweep import parse_modes, plot, quality_hint, ratio_lines, sweep, sweep_table
+
+    check = {"plot": args.plot, "report": args.report}
+    from pathlib import Path
+
+    from streamer.replay import check_output_paths
+
+    check_output_paths({k: None if v is None else Path(v) for k, v in check.items()},
+                       {"noisy": None if args.noisy is None else Path(args.noisy),
+                        "clean": None if args.clean is None else Path(args.clean)})
+    report = sweep(args.model, modes=parse_modes(args.quants), target=args.target,
+                   voltages=args.voltages, baud=args.baud, noisy=args.noisy, clean=args.clean,
+                   jobs=args.jobs, say=say)
+    # Wide enough for every column when the output is a file or a pipe.
+    Console(width=None if sys.stdout.isatty() else 150).print(sweep_table(report))
+    hint = quality_hint(report)
+    if hint:
+        print(hint)
+    for line in ratio_lines(report):
+        print(line)
+    if args.report:
+        write_json(args.report, report)
+        print(f"report  {args.report}")
+    if args.plot:
+        plot(report, args.plot)
+        print(f"plot    {args.plot}")
+    return 0
