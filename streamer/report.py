@@ -108,8 +108,9 @@ _LIFTED_BACKEND_KEYS = ("link_rtt_ms", "last_counters", "verify_mismatched_frame
                         "verify_layer_source")
 
 
-def _run_header(command: str, model: dict[str, Any], backend: str, quant: str,
-                backend_info: dict[str, Any], atten_lim_db: float | None) -> dict[str, Any]:
+def run_header(command: str, model: dict[str, Any], backend: str, quant: str | None,
+               backend_info: dict[str, Any], atten_lim_db: float | None = None) -> dict[str, Any]:
+    """The fields every report starts with (replay, eval, live, sweep): what ran, on what."""
     return {
         "streamer_version": streamer.__version__,
         "command": command,
@@ -140,7 +141,7 @@ def _target_fields(record: Any, note: str | None) -> dict[str, Any]:
 
 def replay_report(result: ReplayResult) -> dict[str, Any]:
     """The JSON report of one replay."""
-    return {**_run_header("replay", result.model, result.backend, result.quant, result.backend_info,
+    return {**run_header("replay", result.model, result.backend, result.quant, result.backend_info,
                           result.atten_lim_db),
             **file_entry(result), **_target_fields(result.target, result.target_note)}
 
@@ -161,7 +162,7 @@ def eval_report(result: EvalResult) -> dict[str, Any]:
     stats = timing_stats(pooled)
     audio_s = sum(r.duration_s for r in result.files)
     host_s = sum(r.wall_s for r in result.files)
-    report = _run_header("eval", result.model, result.backend, result.quant, result.backend_info,
+    report = run_header("eval", result.model, result.backend, result.quant, result.backend_info,
                          result.atten_lim_db)
     report.update({
         "noisy_dir": str(result.noisy_dir),

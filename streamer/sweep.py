@@ -25,7 +25,6 @@ from streamer.costmodel import (
     target_fields,
     work_summary,
 )
-from streamer.engine import DEADLINE_S
 from streamer.quant.modes import QUANTIZED_MODES
 
 DEFAULT_MODES = QUANTIZED_MODES  # every mode the target runs
@@ -81,9 +80,12 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
             entry["operating_points"] = scored["operating_points"]
             entry["lowest_feasible_voltage"] = scored["lowest_feasible_voltage"]
         results[mode] = entry
-    return {"command": "sweep", "model": loaded.info(), "target": spec.target.source,
-            "deadline_ms": DEADLINE_S * 1e3, "voltages": [p.voltage for p in spec.points],
-            "link_baud": baud, "modes": results, "ratios": ratios(results)}
+    from streamer.report import run_header
+
+    report = run_header("sweep", loaded.info(), "cost model", None, {})
+    report.update({"target": spec.target.source, "voltages": [p.voltage for p in spec.points],
+                   "link_baud": baud, "modes": results, "ratios": ratios(results)})
+    return report
 
 
 def _score(loaded, mode: str, target, voltages: list[float], noisy, clean, jobs) -> dict[str, Any]:

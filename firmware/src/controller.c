@@ -1,6 +1,6 @@
-/* controller.c - the controller core: keeps the model, places uploaded blobs in a memory
- * level, runs a frame on the cluster with its counters, and serves the link (the request
- * handlers are in protocol.c).
+/* controller.c - the controller core's state: keeps the model, places uploaded blobs in a
+ * memory level, runs a frame on the cluster with its counters. Serving the link (the receive
+ * loop and the request handlers) is handlers.c's.
  *
  * MODEL_END moves the blob from the staging region to the smallest level it fits (L2, else
  * MRAM, else L3) and validates it there.
@@ -57,32 +57,4 @@ void tdn_ctl_frame(tdn_ctl *c, const uint16_t *mags, uint16_t *mask, uint64_t *i
     tdn_cnt.ticks = hal_timer_ticks() - t0;
     for (unsigned i = 0; i <= TDN_WORKERS; i++) instret[i] = hal_instret(i) - before[i];
     c->frames++;
-}
-
-static uint32_t now_ms(tdn_ctl *c)
-{
-    uint32_t t = hal_timer_ticks();
-    c->clock_ticks += (uint32_t)(t - c->last_ticks);
-    c->last_ticks = t;
-    return (uint32_t)(c->clock_ticks * 1000u / hal_timer_hz());
-}
-
-void tdn_ctl_run(tdn_ctl *c)
-{
-    uint8_t in[512];
-    tdn_packet pkt;
-    for (;;) {
-        int n = hal_transport_read(in, sizeof in, 20);
-        size_t off = 0;
-        uint32_t now;
-        if (n < 0) return;
-        now = now_ms(c);
-        do {
-            off += tdn_rx_feed(&c->rx, in + off, (size_t)n - off, now);
-            while (tdn_rx_next(&c->rx, &pkt, now)) {
-                size_t len = tdn_ctl_handle(c, &pkt, c->out, sizeof c->out);
-                if (len) hal_transport_write(c->out, len);
-            }
-        } while (off < (size_t)n);
-    }
 }

@@ -18,7 +18,7 @@ import numpy as np
 from streamer.backends.base import Backend
 from streamer.dashboard import MissTimeline
 from streamer.distribution import Distribution
-from streamer.engine import ALGORITHMIC_LATENCY_SAMPLES, DEADLINE_S, SAMPLE_RATE
+from streamer.engine import ALGORITHMIC_LATENCY_SAMPLES, SAMPLE_RATE
 from streamer.live.devices import check_devices, describe_stream, import_sounddevice
 from streamer.live.processor import (
     _MS_DIGITS,
@@ -357,7 +357,7 @@ class LiveSession:
 
     def report(self) -> dict[str, Any]:
         """The live report (JSON-ready); see docs/live.md for every field."""
-        import streamer
+        from streamer.report import run_header
 
         c, s, p = self.counters, self.stats, self.processor
         e2e = s.e2e_s.summary_ms(_MS_DIGITS)
@@ -372,19 +372,12 @@ class LiveSession:
             e2e = {"p50": round(total * 1e3, _MS_DIGITS), "p99": None, "max": None, "mean": None}
             method = "portaudio-stream-latency (callback times unavailable): input + output latency " \
                      "+ pipeline + algorithmic"
-        report: dict[str, Any] = {
-            "streamer_version": streamer.__version__,
-            "command": "live",
-            "model": self.model_info,
-            "backend": self.backend_spec,
-            "quant": self.quant,
-            "backend_info": self.backend.describe(),
-            "sample_rate": SAMPLE_RATE,
+        report: dict[str, Any] = run_header("live", self.model_info, self.backend_spec, self.quant,
+                                            self.backend.describe(), self.atten_lim_db)
+        report.update({
             "device_rate": p.rate,
             "block_samples": p.block,
             "input_channel": p.input_channel,
-            "atten_lim_db": self.atten_lim_db,
-            "deadline_ms": DEADLINE_S * 1e3,
             "stream": self.stream_info,
             "fallback": p.fallback,
             "slack_blocks": p.slack,
@@ -418,7 +411,7 @@ class LiveSession:
             "link_rtt_ms": s.rtt_s.summary_ms(_MS_DIGITS) if s.rtt_s else None,
             "error": self.audio_error if self.audio_error is not None else
             None if p.error is None else f"{type(p.error).__name__}: {p.error}",
-        }
+        })
         report.update(self._observer_fields())
         return report
 
