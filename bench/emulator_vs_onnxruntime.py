@@ -30,9 +30,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from frames import magnitudes  # noqa: E402  (bench/frames.py: run as python bench/NAME.py)
 
-from streamer.backends.emulator import Fp32Network  # noqa: E402
 from streamer.engine import DEADLINE_S, HOP_SAMPLES, StreamingStft  # noqa: E402
 from streamer.model import load_model  # noqa: E402
+from streamer.model.fp32 import Fp32Network  # noqa: E402
 from streamer.quant.network import QUANTIZED_MODES, QuantizedNetwork, quantize  # noqa: E402
 
 

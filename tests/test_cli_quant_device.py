@@ -68,7 +68,7 @@ def test_replay_on_the_simulator_verifies_bit_exactness(tmp_path: Path, make_wav
     assert result.returncode == 0, result.stderr
     data = json.loads(report.read_text())
     assert data["verify_mismatched_frames"] == 0 and data["backend"] == "sim"
-    assert set(data["link_rtt_ms"]) == {"p50", "p99", "max"}
+    assert set(data["link_rtt_ms"]) == {"p50", "p99", "max", "mean"}
     assert data["last_counters"]["cores"] == 8 and data["weights_memory"] == "L2"
     # The device's output is what the emulator gives: the same file, sample for sample.
     emulated = tmp_path / "e.wav"

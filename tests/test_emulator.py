@@ -6,7 +6,7 @@ from helpers import random_params
 
 from streamer.backends import open_backend
 from streamer.backends.base import BackendError
-from streamer.backends.emulator import Fp32Network
+from streamer.model.fp32 import Fp32Network
 
 
 def sigmoid(x):

@@ -7,8 +7,8 @@ import onnx
 import pytest
 from helpers import random_params
 
-from streamer.backends.emulator import Fp32Network
 from streamer.model import load_model
+from streamer.model.fp32 import Fp32Network
 from streamer.model.onnx_export import export_onnx
 from streamer.model.onnx_import import import_onnx
 from streamer.model.params import N_BINS, ModelError, TinyDenoiserParams

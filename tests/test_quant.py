@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from helpers import random_params
 
-from streamer.backends.emulator import Fp32Network, build_network
 from streamer.model import load_model
+from streamer.model.fp32 import Fp32Network
 from streamer.model.params import ModelError
+from streamer.numerics import build_network
 from streamer.quant import arith
 from streamer.quant.calibrate import activation_ranges, calibrate
 from streamer.quant.network import QuantizedNetwork, quantize

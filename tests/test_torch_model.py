@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from streamer.backends.emulator import Fp32Network  # noqa: E402
+from streamer.model.fp32 import Fp32Network  # noqa: E402
 from streamer.model.torch_model import TinyDenoiser  # noqa: E402
 
 

@@ -7,108 +7,17 @@ from typing import Any
 import numpy as np
 
 from streamer.backends.base import Backend, BackendError, TargetModel
-from streamer.model.params import TinyDenoiserParams
-from streamer.quant.modes import modes_text
-
-State = list[np.ndarray]
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # sigmoid(x) = 0.5 * tanh(x / 2) + 0.5: one transcendental, no overflow for any input.
-    return 0.5 * np.tanh(0.5 * x) + 0.5
-
-
-class Fp32Network:
-    """The reference FP32 forward step, arranged for few numpy calls per frame.
-
-    Each LSTM layer is one product [W_ih | W_hh] @ [x; h]; the rows of the sigmoid gates
-    (and fc2) are pre-scaled by 1/2 so that a single tanh over all gates serves both
-    nonlinearities (sigmoid(z) = 0.5 * tanh(z / 2) + 0.5).
-    """
-
-    def __init__(self, params: TinyDenoiserParams) -> None:
-        t = params.tensors
-        self.cell, self.hidden = params.cell, params.hidden
-        n = self.hidden
-        self.fc0 = (t["fc0.weight"], t["fc0.bias"])
-        self.fc1 = (t["fc1.weight"], t["fc1.bias"])
-        self.fc2 = ((t["fc2.weight"] * 0.5).astype(np.float32), (t["fc2.bias"] * 0.5).astype(np.float32))
-        self.rnn = []
-        for layer in ("rnn1", "rnn2"):
-            w_ih, w_hh = t[f"{layer}.weight_ih"], t[f"{layer}.weight_hh"]
-            b_ih, b_hh = t[f"{layer}.bias_ih"], t[f"{layer}.bias_hh"]
-            if self.cell == "lstm":
-                half = np.full(4 * n, 0.5, np.float32)
-                half[2 * n:3 * n] = 1.0  # the g gate is a true tanh
-                weight = np.hstack([w_ih, w_hh]) * half[:, None]
-                self.rnn.append((np.ascontiguousarray(weight, np.float32), ((b_ih + b_hh) * half)))
-            else:
-                self.rnn.append((w_ih, w_hh, b_ih, b_hh))
-
-    def initial_state(self) -> State:
-        per_layer = 2 if self.cell == "lstm" else 1
-        return [np.zeros(self.hidden, np.float32) for _ in range(2 * per_layer)]
-
-    def recurrent(self, layer: int, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """Step recurrent layer `layer` (0 or 1) on input x with its own state slice."""
-        if self.cell == "lstm":
-            h, c = self._lstm(x, state[0], state[1], self.rnn[layer])
-            return h, [h, c]
-        h = self._gru(x, state[0], self.rnn[layer])
-        return h, [h]
-
-    def _lstm(self, x: np.ndarray, h: np.ndarray, c: np.ndarray, weights) -> tuple:
-        w, b = weights
-        n = self.hidden
-        z = np.tanh(w @ np.concatenate([x, h]) + b)
-        gates = 0.5 * z + 0.5  # i, f, o as sigmoids; the g slice is read from z
-        c = gates[n:2 * n] * c + gates[:n] * z[2 * n:3 * n]
-        return gates[3 * n:] * np.tanh(c), c
-
-    def _gru(self, x: np.ndarray, h: np.ndarray, weights) -> np.ndarray:
-        w_ih, w_hh, b_ih, b_hh = weights
-        gi, gh = w_ih @ x + b_ih, w_hh @ h + b_hh
-        n = self.hidden
-        r = _sigmoid(gi[:n] + gh[:n])
-        z = _sigmoid(gi[n:2 * n] + gh[n:2 * n])
-        candidate = np.tanh(gi[2 * n:] + r * gh[2 * n:])
-        return (1.0 - z) * candidate + z * h
-
-    def step(self, magnitudes: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        x = np.maximum(self.fc0[0] @ magnitudes + self.fc0[1], 0.0)
-        per_layer = len(state) // 2
-        h1, s1 = self.recurrent(0, x, state[:per_layer])
-        h2, s2 = self.recurrent(1, h1, state[per_layer:])
-        y = np.maximum(self.fc1[0] @ h2 + self.fc1[1], 0.0)
-        mask = np.tanh(self.fc2[0] @ y + self.fc2[1])
-        return 0.5 * mask + 0.5, s1 + s2
 
 
 def build_network(model, quant: str | None = None):
-    """The numpy network for `model` (FP32 params or a QuantizedModel) in numeric mode `quant`.
+    """`streamer.numerics.build_network`, its refusals as BackendError (the backend's words)."""
+    from streamer.model.params import ModelError
+    from streamer.numerics import build_network as build
 
-    FP32 params quantise on the fly: fp16 needs nothing more, int8 and mixed need the
-    calibration the model file carries. A quantised file runs in its own mode only.
-    """
-    from streamer.quant.network import QuantizedModel, QuantizedNetwork, quantize
-
-    if isinstance(model, QuantizedModel):
-        if quant not in (None, model.mode):
-            raise BackendError(f"this model file is quantised for {model.mode}; it cannot run as "
-                               f"{quant} (quantise the FP32 model for that mode instead)")
-        return QuantizedNetwork(model)
-    quant = quant or "fp32"
-    if quant == "fp32":
-        return Fp32Network(model)
-    if quant == "fp16":
-        return QuantizedNetwork(quantize(model, "fp16", None))
-    if quant in ("int8", "mixed"):
-        if not model.calibration:
-            raise BackendError(f"--quant {quant} needs calibration this model does not carry: run "
-                               f"`streamer quantize MODEL --quant {quant} --calib DIR -o OUT.tdn` and "
-                               f"use OUT.tdn")
-        return QuantizedNetwork(quantize(model, quant, model.calibration["ranges"], model.calibration))
-    raise BackendError(f"unknown numeric mode {quant!r}; expected {modes_text()}")
+    try:
+        return build(model, quant)
+    except ModelError as error:
+        raise BackendError(str(error)) from None
 
 
 class EmulatorBackend(Backend):

@@ -237,7 +237,7 @@ def _import(model: onnx.ModelProto, name: str) -> TinyDenoiserParams:
 
 def _verify(graph: Graph, params: TinyDenoiserParams, want_in: list[str], want_out: list[str]) -> None:
     """Run graph and densified model on random frames and states: they must agree."""
-    from streamer.backends.emulator import Fp32Network
+    from streamer.model.fp32 import Fp32Network
 
     network, rng = Fp32Network(params), np.random.default_rng(1)
     for _ in range(2):

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from streamer.backends.emulator import Fp32Network
 from streamer.engine import stft_centred
+from streamer.model.fp32 import Fp32Network
 from streamer.model.params import ModelError, TinyDenoiserParams
 from streamer.quant.network import code_levels
 
