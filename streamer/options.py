@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 from streamer.backends.registry import backend_help
+from streamer.quant.modes import modes_text
 
 
 class OptionError(ValueError):
@@ -16,7 +17,7 @@ class OptionError(ValueError):
 
 MODEL_HELP = ("model file: a native .tdn or an .onnx TinyDenoiser graph "
                "(default: the LSTM H=256 model embedded in the package)")
-QUANT_HELP = ("numeric mode: fp32, fp16, int8 or mixed (recurrent layers int8, the rest fp16). "
+QUANT_HELP = (f"numeric mode: {modes_text()} (mixed: recurrent layers int8, the rest fp16). "
                "fp16 works on any FP32 model; int8 and mixed need the calibration the default "
                "model carries or a file made by 'streamer quantize' (default: the model file's "
                "own mode, fp32 for an FP32 model)")

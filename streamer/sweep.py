@@ -25,7 +25,7 @@ from streamer.costmodel import (
     target_fields,
     work_summary,
 )
-from streamer.quant.modes import QUANTIZED_MODES
+from streamer.quant.modes import QUANTIZED_MODES, modes_text
 
 DEFAULT_MODES = QUANTIZED_MODES  # every mode the target runs
 
@@ -40,8 +40,8 @@ def parse_modes(text: str | None) -> tuple[str, ...]:
     modes = tuple(m.strip() for m in text.split(",") if m.strip())
     bad = [m for m in modes if m not in DEFAULT_MODES]
     if bad or not modes:
-        raise ReplayError(f"--quants takes fp16, int8 and/or mixed (the modes the target runs), "
-                          f"not {', '.join(bad) or repr(text)}")
+        raise ReplayError(f"--quants takes {modes_text(DEFAULT_MODES, 'and/or')} (the modes the target "
+                          f"runs), not {', '.join(bad) or repr(text)}")
     return modes
 
 

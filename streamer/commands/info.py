@@ -7,6 +7,7 @@ import argparse
 from streamer.options import (
     OptionError,
 )
+from streamer.quant.modes import modes_text
 
 DESCRIPTION = """\
 Describe a model: recurrent cell, hidden size, parameter count, weight
@@ -78,7 +79,7 @@ def _memory_reports(params, quant: str | None, target: str | None) -> list[dict]
         return reports
     chosen = [r for r in reports if r["quant"] == quant]
     if not chosen:
-        raise OptionError(f"unknown numeric mode {quant!r}; expected fp32, fp16, int8 or mixed")
+        raise OptionError(f"unknown numeric mode {quant!r}; expected {modes_text()}")
     return chosen
 
 
@@ -107,7 +108,7 @@ def _memory_reports(params, quant: str | None, target: str | None) -> list[dict]
         return reports
     chosen = [r for r in reports if r["quant"] == quant]
     if not chosen:
-        raise OptionError(f"unknown numeric mode {quant!r}; expected fp32, fp16, int8 or mixed")
+        raise OptionError(f"unknown numeric mode {quant!r}; expected {modes_text()}")
     return chosen
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from streamer.commands.common import say, warn
+from streamer.quant.modes import QUANTIZED_MODES, modes_text
 
 DESCRIPTION = """\
 Post-training quantisation. Runs the calibration audio through the FP32 model, measures
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", metavar="MODEL",
                           help="FP32 model, .tdn or .onnx (default: the embedded default model)")
     parser.add_argument("--quant", required=True, metavar="MODE",
-                          help="fp16, int8 or mixed: write the quantised model; fp32: keep FP32 "
+                          help=f"{modes_text(QUANTIZED_MODES)}: write the quantised model; fp32: keep FP32 "
                                "weights and embed the calibration, so the file runs in every mode")
     parser.add_argument("--calib", required=True, metavar="DIR",
                           help="folder of calibration audio (.wav/.flac, any rate: resampled)")

@@ -11,6 +11,7 @@ from streamer.options import (
     add_target_options,
     positive_int,
 )
+from streamer.quant.modes import QUANTIZED_MODES
 
 DESCRIPTION = """\
 The question: at which supply voltage and clock does a quantised model still meet the
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH", help=MODEL_HELP + "; int8 and mixed need its "
                        "calibration")
     parser.add_argument("--quants", metavar="MODES", help="numeric modes, comma-separated "
-                       "(default: fp16,int8,mixed)")
+                       f"(default: {','.join(QUANTIZED_MODES)})")
     add_target_options(parser)
     parser.add_argument("--baud", type=positive_int, metavar="BAUD",
                        help="add the link time per frame of a serial device at this baud rate")

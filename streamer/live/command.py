@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: PortAudio's default output)")
     parser.add_argument("--model", metavar="PATH", help="model file: .tdn or .onnx (default: the "
                         "embedded LSTM H=256 model)")
-    parser.add_argument("--quant", metavar="MODE", default=None,
-                        help="numeric mode: fp32, fp16, int8, mixed (default: the model's own)")
+    from streamer.options import QUANT_HELP
+
+    parser.add_argument("--quant", metavar="MODE", default=None, help=QUANT_HELP)
     from streamer.backends.registry import backend_help
 
     parser.add_argument("--backend", default="emulator", metavar="SPEC", help=backend_help())
