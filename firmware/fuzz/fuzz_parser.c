@@ -5,13 +5,19 @@
  *   valid packets (random request type, seq, payload 0..1280, some full of A5 5A) - expected;
  *   damaged packets (random bit flips and/or truncation), garbage, headers with lengths over
  *   1280 or unknown types - each followed, half of the time, by a valid packet right behind
- *   it, then by a silence of 250 ms (> RX_STALE_MS);
+ *   it; then, after truncations always and otherwise half of the time, by a silence, else
+ *   straight by the next item, as a real link delivers them (a truncated packet's missing
+ *   tail could by chance be supplied by the bytes after it, so those wait for the silence);
+ *   a header damaged in one byte (type, seq, length or CRC-8; often a length claiming more
+ *   than follows), then a valid packet straight behind it - delivered at once;
  *   garbage without 0xA5 bytes directly before a valid packet (no silence needed).
+ * A silence waits exactly RX_STALE_MS - 1 ms after the newest byte (nothing may be given up
+ * yet), then exactly RX_STALE_MS (every partial packet must be given up).
  * Invariants: the valid packets are delivered exactly once each, in order, byte-identical
  * (also those right behind damage: found by the byte-by-byte rescan, at the latest when
- * the damaged partial packet is given up);
- * no damaged item is ever delivered; bad-length / unknown-type headers count as bad_header;
- * every feed/next loop terminates (bounded iterations).
+ * the damaged partial packet is given up; behind a damaged header, at once);
+ * no damaged item is ever delivered; damaged, bad-length and unknown-type headers count as
+ * bad_header; every feed/next loop terminates (bounded iterations).
  * Part B (handlers): random and mutated requests (INFO, MODEL_* with valid and corrupted
  * blobs, FRAME with NaN/inf/huge inputs, RESET, STATS, TRACE, wrong lengths) straight into
  * tdn_ctl_handle: exactly one well-formed reply per request, with the request's seq.
@@ -44,7 +50,7 @@ static uint32_t below(uint32_t n) { return n ? rnd() % n : 0; }
 
 typedef struct { uint8_t type, seq; uint16_t len; uint8_t payload[TDN_MAX_PAYLOAD]; } expect_t;
 
-#define QMAX 64
+#define QMAX 512 /* a damaged header may claim 1280 bytes: ~120 packets wait behind it */
 static expect_t queue[QMAX];
 static unsigned q_head, q_count;
 static tdn_rx rx;
@@ -89,7 +95,14 @@ static void feed(const uint8_t *data, size_t n)
 
 static void silence(void)
 {
-    now_ms += TDN_RX_STALE_MS + 50u;
+    if (rx.len != 0) { /* the stale rule's boundary: held 1 ms before it, given up at it */
+        uint32_t stale = rx.stale;
+        unsigned long got = delivered;
+        now_ms = rx.last_ms + TDN_RX_STALE_MS - 1u;
+        drain();
+        if (rx.stale != stale || delivered != got) FAIL("a partial packet was given up %u ms after its last byte", TDN_RX_STALE_MS - 1u);
+        now_ms = rx.last_ms + TDN_RX_STALE_MS;
+    } else now_ms += TDN_RX_STALE_MS + 50u;
     drain();
     if (rx.len != 0 || q_count != 0) FAIL("bytes or expected packets left after a silence (len %u, q %u)", rx.len, q_count);
 }
@@ -120,10 +133,55 @@ static void valid_behind(void)
     feed(pkt, n);
 }
 
+/* A header damaged in one byte, then a valid packet straight behind it, with no silence: the
+ * CRC-8 rejects the header at once (bad_header), the rescan finds the valid packet, and it is
+ * delivered as soon as its last byte is in - not after the damaged header's claimed length or
+ * the stale rule. Nothing older is held (a silence first if needed); the damaged packet holds
+ * no other 0xA5, so no other sync can start inside it. */
+static unsigned long header_damage(void)
+{
+    static uint8_t bad[TDN_MAX_PACKET], good[TDN_MAX_PACKET];
+    expect_t e, g;
+    size_t nb, ng;
+    uint32_t before, sync_inside;
+    if (rx.len != 0 || q_count != 0) silence();
+    before = rx.bad_header;
+    ng = make_packet(good, &g);
+    do {
+        e.type = (uint8_t)(1 + below(7));
+        e.seq = (uint8_t)rnd();
+        e.len = (uint16_t)below(64);
+        for (uint32_t i = 0; i < e.len; i++) e.payload[i] = (uint8_t)rnd();
+        nb = tdn_packet_encode(bad, TDN_MAX_PACKET, e.type, e.seq, e.payload, e.len);
+        for (size_t i = 7; i < nb; i++) if (bad[i] == TDN_SYNC0) bad[i] = 0;
+        if (below(2) && e.len + ng + 1u <= TDN_MAX_PAYLOAD) { /* a length claiming more than follows */
+            uint32_t claim = e.len + (uint32_t)ng + 1u + below(TDN_MAX_PAYLOAD - e.len - (uint32_t)ng);
+            bad[4] = (uint8_t)claim;
+            bad[5] = (uint8_t)(claim >> 8);
+        } else { /* one byte of type, seq, length or CRC-8 */
+            uint32_t pos = 2 + below(5);
+            bad[pos] = (uint8_t)(bad[pos] ^ (1u + below(255)));
+        }
+        sync_inside = 0;
+        for (size_t i = 1; i < nb; i++) sync_inside |= bad[i] == TDN_SYNC0;
+    } while (sync_inside || tdn_crc8(bad + 2, 4) == bad[6]);
+    feed(bad, nb);
+    if (q_count == QMAX) FAIL("queue overflow");
+    queue[(q_head + q_count) % QMAX] = g;
+    q_count++;
+    expected_total++;
+    feed(good, ng);
+    if (q_count != 0)
+        FAIL("the packet right behind a damaged header (length field %u) was not delivered at once",
+             (unsigned)(bad[4] | (bad[5] << 8)));
+    if (rx.bad_header == before) FAIL("a damaged header was not counted as a bad header");
+    return 1;
+}
+
 static void part_a(unsigned long items)
 {
     static uint8_t pkt[TDN_MAX_PACKET + 64];
-    unsigned long damaged = 0, garbage = 0, bad_len = 0;
+    unsigned long damaged = 0, garbage = 0, bad_len = 0, headers = 0, no_silence = 0;
     tdn_rx_init(&rx, tdn_is_request);
     for (unsigned long it = 0; it < items; it++) {
         uint32_t kind = below(100);
@@ -144,21 +202,30 @@ static void part_a(unsigned long items)
             feed(pkt, n);
             if (below(50) == 0) silence();
         } else if (kind < 80) { /* damaged packet: bit flips, truncation or both */
+            static uint8_t orig[TDN_MAX_PACKET];
             uint32_t how = below(3);
             n = make_packet(pkt, &e);
+            memcpy(orig, pkt, n);
             if (how != 1) {
-                static uint8_t orig[TDN_MAX_PACKET];
                 uint32_t flips = 1 + below(8);
-                memcpy(orig, pkt, n);
                 for (uint32_t f = 0; f < flips; f++) pkt[below((uint32_t)n)] ^= (uint8_t)(1u << below(8));
                 if (memcmp(orig, pkt, n) == 0) pkt[below((uint32_t)n)] ^= 1u; /* flips cancelled out */
             }
-            if (how != 0) n = below((uint32_t)n); /* strictly shorter */
+            if (how != 0) { /* strictly shorter */
+                size_t cut = below((uint32_t)n);
+                /* An intact prefix whose first missing byte is 0xA5 would be completed by the
+                 * valid packet that may follow (its sync): the packet would be whole again. */
+                if (memcmp(orig, pkt, cut) == 0) while (cut > 0 && orig[cut] == TDN_SYNC0) cut--;
+                n = cut;
+            }
             damaged++;
             feed(pkt, n);
             if (below(2)) valid_behind();
-            silence();
-        } else if (kind < 92) { /* garbage */
+            if (how != 0 || below(2)) silence();
+            else no_silence++;
+        } else if (kind < 86) { /* a damaged header, a valid packet straight behind it */
+            headers += header_damage();
+        } else if (kind < 94) { /* garbage */
             uint32_t gn = 1 + below(2000);
             static uint8_t g[2000];
             for (uint32_t i = 0; i < gn; i++) g[i] = (uint8_t)rnd();
@@ -166,7 +233,8 @@ static void part_a(unsigned long items)
             garbage++;
             feed(g, gn);
             if (below(2)) valid_behind();
-            silence();
+            if (below(2)) silence();
+            else no_silence++;
         } else { /* a header with a valid CRC-8 but a length over 1280 or an unknown type */
             uint32_t before = rx.bad_header;
             uint16_t len;
@@ -189,19 +257,21 @@ static void part_a(unsigned long items)
                 n = 11u + len;
             }
             bad_len++;
+            if (rx.len != 0) silence(); /* so the header is scanned as soon as it is in */
             feed(pkt, n);
-            if (below(2)) valid_behind();
-            silence();
             if (rx.bad_header == before) FAIL("bad header (type %02x len %u) not counted", type, len);
+            if (below(2)) valid_behind();
+            if (below(2)) silence();
+            else no_silence++;
         }
     }
     silence();
     if (delivered != expected_total) FAIL("delivered %lu of %lu valid packets", delivered, expected_total);
     printf("part A: %lu items (%lu valid packets, %lu of them right behind damage; %lu damaged, "
-           "%lu garbage, %lu bad headers), %lu bytes; delivered %lu; counters bad_header %u "
-           "bad_crc %u stale %u\n",
-           items, expected_total, behind, damaged, garbage, bad_len, stream_bytes, delivered,
-           rx.bad_header, rx.bad_crc, rx.stale);
+           "%lu damaged headers, %lu garbage, %lu bad headers; %lu without a silence after), "
+           "%lu bytes; delivered %lu; counters bad_header %u bad_crc %u stale %u\n",
+           items, expected_total, behind, damaged, headers, garbage, bad_len, no_silence, stream_bytes,
+           delivered, rx.bad_header, rx.bad_crc, rx.stale);
 }
 
 /* ---- part B ------------------------------------------------------------------------------ */

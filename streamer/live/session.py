@@ -381,6 +381,8 @@ class LiveSession:
             "stream": self.stream_info,
             "fallback": p.fallback,
             "slack_blocks": p.slack,
+            "queue_blocks": p._n,
+            "worker_nice": p.worker_nice,
             "stopped_by": self._stopped_by,
             "started_at": None if self._started_wall is None else
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._started_wall)),
