@@ -174,6 +174,7 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     from helpers import random_params
 
+    from streamer.backends.base import BackendError
     from streamer.model import load_model
     from streamer.model.fileformat import encode_model
     from streamer.model.params import ModelError, TinyDenoiserParams
@@ -211,7 +212,7 @@ def main() -> int:
         try:
             use(load_model(path))
             outcome["loaded"] += 1
-        except ModelError as error:
+        except (ModelError, BackendError) as error:  # a one-line refusal, from loading or using it
             message = str(error)
             if "\n" in message.strip() or "MemoryError" in message:
                 # A refusal that came only from running out of memory under the limit would
