@@ -91,34 +91,3 @@ def _memory_table(reports: list[dict]) -> str:
         lines.append(f"  {report['quant']:<10} {cells}{report['weights_bytes']:>10,}  "
                      f"{report['weights_memory']}")
     return "\n".join(lines)
-
-
-def _memory_reports(params, quant: str | None, target: str | None) -> list[dict]:
-    from streamer.quant.memory import memory_report, memory_reports
-    from streamer.quant.network import QuantizedModel
-    from streamer.target import load_target, memory_levels
-
-    memory = memory_levels(load_target(target), target or "target")
-    if isinstance(params, QuantizedModel):
-        if quant not in (None, params.mode):
-            raise OptionError(f"this model is quantised for {params.mode}; it has no {quant} form")
-        return [memory_report(params, memory)]
-    reports = memory_reports(params, memory)
-    if quant is None:
-        return reports
-    chosen = [r for r in reports if r["quant"] == quant]
-    if not chosen:
-        raise OptionError(f"unknown numeric mode {quant!r}; expected {modes_text()}")
-    return chosen
-
-
-def _memory_table(reports: list[dict]) -> str:
-    layers = list(reports[0]["layers"])
-    lines = ["memory       " + "".join(f"{name:>10}" for name in layers) + "     total  lives in"]
-    for report in reports:
-        cells = "".join(f"{report['layers'][name]['total']:>10,}" for name in layers)
-        lines.append(f"  {report['quant']:<10} {cells}{report['weights_bytes']:>10,}  "
-                     f"{report['weights_memory']}")
-    return "\n".join(lines)
-
-
