@@ -24,7 +24,7 @@ class CostModelError(ValueError):
 
 
 def _part(n: int, core: int, workers: int) -> int:
-    """model.c `part`: the first of worker `core`'s share of n items."""
+    """schedule.c `part`: the first of worker `core`'s share of n items."""
     return n * core // workers
 
 
@@ -80,7 +80,7 @@ class Tile:
 
 @dataclass(frozen=True)
 class LayerWork:
-    """One fork of the frame (model.c `layer_task`)."""
+    """One fork of the frame (schedule.c `layer_task`)."""
 
     name: str
     int8: bool
@@ -138,13 +138,13 @@ class FrameWork:
 
 
 def blob_bytes(mode: str, cell: str, hidden: int) -> int:
-    """Size of the TDNB blob (model.c `tdn_blob_size`), which decides the memory level."""
+    """Size of the TDNB blob (blob.c `tdn_blob_size`), which decides the memory level."""
     return _layout(mode, cell, hidden)[1]
 
 
 def _layout(mode: str, cell: str, hidden: int) -> tuple[list[tuple[str, int, int, tuple[int, ...]]], int]:
     """(layer, rows, cols, row bytes of each array) in blob order, and the blob's size: read
-    off the blob's own layout (streamer/link/blob.py), which model.c `layout` follows."""
+    off the blob's own layout (streamer/link/blob.py), which blob.c `layout` follows."""
     from streamer.link.blob import layout
 
     if cell not in GATES:
@@ -200,7 +200,7 @@ def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str 
 
 
 def _prologue(mode: str, name: str, hidden: int, workers: int) -> tuple[int, ...]:
-    """Elementwise operations per worker before the tiles (model.c `prologue`)."""
+    """Elementwise operations per worker before the tiles (schedule.c `prologue`)."""
     ops = 0
     width = N_BINS
     if name == "fc0":

@@ -1,7 +1,7 @@
 """The device model blob `TDNB` (version 1): a QuantizedModel as one flat, aligned byte string.
 
 docs/protocol.md ("The device model blob") is the specification; the firmware's
-`firmware/src/model.c` parses the same layout in place, without allocation. Every array starts
+`firmware/src/blob.c` parses the same layout in place, without allocation. Every array starts
 on a 4-byte boundary (zero padding before it); the blob ends right after fc2's bias.
 """
 
@@ -40,7 +40,7 @@ class BlobArray:
 
 
 def array_order(mode: str, cell: str, hidden: int) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(tensor name, storage dtype, shape) in blob order: fc0, rnn1, rnn2, fc1, fc2 (model.c
+    """(tensor name, storage dtype, shape) in blob order: fc0, rnn1, rnn2, fc1, fc2 (blob.c
     `layout`); the one description of the blob that the link and the cost model both read."""
     h, g = hidden, GATES[cell] * hidden
     order: list[tuple[str, str, tuple[int, ...]]] = []
