@@ -182,4 +182,4 @@ def dot_int8(weights_as_f32: np.ndarray, x_int8: np.ndarray) -> np.ndarray:
     if weights_as_f32.shape[1] > MAX_INT8_DOT:
         raise ValueError(f"int8 dot product of length {weights_as_f32.shape[1]} exceeds {MAX_INT8_DOT}")
     x = x_int8.astype(F32)
-    return weights_as_f32 @ x if x.ndim == 1 else x @ weights_as_f32.T
+    return weights_as_f32 @ x if x.ndim == 1 else (weights_as_f32 @ x.T).T
