@@ -156,3 +156,17 @@ def test_without_ray_the_option_says_what_to_install(pairs, random_model, tmp_pa
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "pip install 'streamer[cluster]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sweep_scores_folders_on_the_cluster(cluster, pairs, random_model, tmp_path) -> None:
+    reports = {}
+    for name, extra in (("here", ["--jobs", "2"]), ("there", ["--cluster", cluster["gcs"]])):
+        report = tmp_path / f"{name}.json"
+        proc = subprocess.run([sys.executable, "-m", "streamer", "sweep", "--model", str(random_model),
+                               "--quants", "fp16", "--noisy", str(pairs[0]), "--clean", str(pairs[1]),
+                               "--batch", "2", "--report", str(report), *extra],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        reports[name] = json.loads(report.read_text())["modes"]["fp16"]
+    for key in ("pesq_wb", "stoi", "frames_scored", "operating_points", "lowest_feasible_voltage"):
+        assert reports["there"][key] == reports["here"][key], key
