@@ -125,3 +125,58 @@ def istft_centred(spectra: np.ndarray, length: int) -> np.ndarray:
     pad = FFT_SIZE // 2
     result = out[pad:pad + length]
     return np.concatenate([result, np.zeros(length - len(result))]) if len(result) < length else result
+
+
+# --- a whole signal at once, exactly as the stream would go ------------------------------------
+# For evaluation at scale (streamer/batch.py): the frames that `StreamingStft` would analyse when
+# `pipeline.enhance_signal` streams a signal, and the output its overlap-add would emit, each
+# computed in one go with the same float operations in the same order, so the result is
+# bit-identical to streaming (tests/test_batch.py holds them equal).
+
+def stream_spectra(signal: np.ndarray) -> np.ndarray:
+    """The spectra (frames, N_BINS) that streaming `signal` hop by hop yields, in order.
+
+    Streaming pushes ceil((n + latency) / hop) hops (the signal, then zeros to flush the
+    latency); every push but the first completes frame f, the window over samples
+    [f*hop - 200, f*hop + 200) of the zero-extended signal.
+    """
+    signal = np.asarray(signal, dtype=np.float64)
+    pushes = -(-(len(signal) + ALGORITHMIC_LATENCY_SAMPLES) // HOP_SAMPLES)
+    lead = FRAME_SAMPLES - HOP_SAMPLES
+    padded = np.zeros(lead + pushes * HOP_SAMPLES)
+    padded[lead:lead + len(signal)] = signal
+    frames = pushes - 1
+    # Frame f starts at sample f*hop - 200, i.e. at (f + 1) * hop in `padded`.
+    index = np.arange(FRAME_SAMPLES)[None, :] + HOP_SAMPLES * (np.arange(frames)[:, None] + 1)
+    fft_in = np.zeros((frames, FFT_SIZE))
+    fft_in[:, _WINDOW_OFFSET:_WINDOW_OFFSET + FRAME_SAMPLES] = padded[index] * analysis_window()
+    return np.fft.rfft(fft_in, axis=1)
+
+
+def overlap_add_spectra(spectra: np.ndarray, length: int) -> np.ndarray:
+    """The `length` samples that streaming emits for the (masked) `spectra` of `stream_spectra`,
+    latency removed, before any clipping.
+
+    Output hop h (samples [h*hop, (h+1)*hop)) is the sum, oldest frame first, of the quarter of
+    each frame h-1 .. h+2 that covers it, divided by the same sum of squared windows; where no
+    window covers a sample it is 0. That is the order `StreamingStft.synthesise` adds in.
+    """
+    window = analysis_window()
+    frames = np.fft.irfft(spectra, FFT_SIZE, axis=1)[:, _WINDOW_OFFSET:_WINDOW_OFFSET + FRAME_SAMPLES]
+    frames = frames * window
+    quarters = FRAME_SAMPLES // HOP_SAMPLES
+    hops = -(-length // HOP_SAMPLES)
+    out = np.zeros((hops, HOP_SAMPLES))
+    weight = np.zeros((hops, HOP_SAMPLES))
+    square = (window * window).reshape(quarters, HOP_SAMPLES)
+    count = len(frames)
+    for offset in range(-1, quarters - 1):  # frame h + offset, oldest first
+        quarter = 1 - offset + 1  # the quarter of frame h + offset that covers hop h
+        first, last = max(0, -offset), min(hops, count - offset)
+        if first >= last:
+            continue
+        out[first:last] += frames[first + offset:last + offset,
+                                  quarter * HOP_SAMPLES:(quarter + 1) * HOP_SAMPLES]
+        weight[first:last] += square[quarter]
+    safe = np.where(weight > 1e-10, weight, 1.0)
+    return np.where(weight > 1e-10, out / safe, 0.0).reshape(-1)[:length]

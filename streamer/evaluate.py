@@ -1,33 +1,26 @@
 """Evaluate a model over a folder of noisy/clean pairs: PESQ-WB, STOI and host timing per file.
 
-Files pair by name (`noisy/x.wav` with `clean/x.wav`). Files run in parallel worker processes
-(`jobs`, default min(2, CPU count)); each worker loads the model and opens the backend itself
-and keeps them for all its files. The emulator is deterministic, so the scores do not depend
-on `jobs`; host timings do, a little, because workers share the machine.
+Files pair by name (`noisy/x.wav` with `clean/x.wav`). On the emulator the files run as a
+rolling batch of streams (`batch`, streamer/batch.py); files run in parallel worker processes
+(`jobs`, default min(2, CPU count)) or on a Ray cluster (`cluster`); each worker loads the
+model and opens the backend itself and keeps them for all its files (streamer/eval_runner.py).
+The emulator is deterministic, so the scores depend on none of these; host timings do.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from streamer.backends.base import Backend
-from streamer.backends.registry import open_backend
+from streamer.eval_runner import DEFAULT_BATCH, Runner, RunSpec, Task, chunks, init_worker, run_in_worker
 from streamer.link.policy import LinkPolicy
 from streamer.pipeline import mask_floor
-from streamer.replay import (
-    LoadedModel,
-    ReplayError,
-    check_output_paths,
-    enhance_file,
-    load,
-)
+from streamer.replay import LoadedModel, ReplayError, check_output_paths, load
 from streamer.results import EvalResult, ReplayResult
 
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -68,41 +61,6 @@ def pair_files(noisy_dir: str | Path, clean_dir: str | Path) -> Pairing:
                    clean_only=sorted(set(clean) - set(noisy)))
 
 
-class _Runner:
-    """One loaded model and open backend, reused for every file a process evaluates."""
-
-    def __init__(self, loaded: LoadedModel, backend: str, quant: str | None, verify: bool = False,
-                 timing: Any = None, atten_lim_db: float | None = None,
-                 policy: LinkPolicy | None = None) -> None:
-        self.backend_spec, self.quant, self.timing = backend, quant, timing
-        self.atten_lim_db = atten_lim_db
-        self.model_info = loaded.info()
-        self.backend: Backend = open_backend(backend, loaded.params, quant, verify=verify, policy=policy)
-
-    def run(self, noisy: Path, clean: Path, out: Path | None, feed: StreamFeed | None = None
-            ) -> ReplayResult:
-        return enhance_file(noisy, self.backend, model_info=self.model_info,
-                            backend_spec=self.backend_spec, quant=self.quant, clean=clean, out=out,
-                            timing=self.timing, atten_lim_db=self.atten_lim_db, feed=feed)
-
-
-_worker_runner: _Runner | None = None
-
-
-def _init_worker(model: Path | None, backend: str, quant: str | None, verify: bool, timing: Any,
-                 atten_lim_db: float | None, policy: LinkPolicy | None) -> None:
-    global _worker_runner
-    # Ctrl-C reaches the whole process group; the parent handles it (reports what finished,
-    # then stops the workers), so a worker neither dies mid-answer nor prints a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_runner = _Runner(load(model), backend, quant, verify, timing, atten_lim_db, policy)
-
-
-def _run_in_worker(noisy: Path, clean: Path, out: Path | None) -> ReplayResult:
-    assert _worker_runner is not None, "worker used before its initialiser ran"
-    return _worker_runner.run(noisy, clean, out)
-
-
 def _check_out_dir(out_dir: Path, noisy_dir: Path, clean_dir: Path) -> None:
     for role, directory in (("noisy", noisy_dir), ("clean", clean_dir)):
         if out_dir.resolve() == directory.resolve():
@@ -119,7 +77,8 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
              on_pairing: Callable[[Pairing], None] | None = None,
              on_file: FileCallback | None = None,
              feed: Callable[[Pairing], StreamFeed] | None = None,
-             policy: LinkPolicy | None = None) -> EvalResult:
+             policy: LinkPolicy | None = None, batch: int | None = None,
+             cluster: str | None = None) -> EvalResult:
     """Evaluate every noisy/clean pair of two folders.
 
     Writes the enhanced files to `out_dir` (under the noisy file's name) when given, the JSON
@@ -129,14 +88,25 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     KeyboardInterrupt propagates. Every frame is costed on the target (`target`, default GAP9)
     at each operating point (`voltages`, default all), as in `replay`. `atten_lim_db` limits the
     suppression in every file, as in `replay` (None, the default: off). `feed(pairing)` makes
-    the `StreamFeed` of a dashboard: files run here stream into it frame by frame, files run
-    by worker processes arrive whole.
+    the `StreamFeed` of a dashboard: files streamed here stream into it frame by frame, files
+    run in a batch or by worker processes arrive whole.
+
+    `batch` streams share each network step in a rolling batch (streamer/batch.py); None: the
+    measured default (DEFAULT_BATCH) for a backend that can, 1 for a device. Scores do not
+    depend on it. `cluster` ("auto", "ray://HOST:PORT" or "HOST:PORT") runs the files on a Ray
+    cluster's workers instead of local processes (streamer/cluster.py).
     """
     from streamer.costmodel import TimingSpec
     from streamer.report import eval_report, write_csv, write_json
 
     mask_floor(atten_lim_db)  # a bad value is an error now, before any pairing or worker
     timing = TimingSpec.load(target, voltages)
+    if batch is not None and batch < 1:
+        raise ReplayError(f"--batch must be at least 1, got {batch}")
+    if cluster is not None:
+        from streamer.cluster import check_cluster_available
+
+        check_cluster_available()
 
     noisy_dir, clean_dir = Path(noisy_dir), Path(clean_dir)
     pairing = pair_files(noisy_dir, clean_dir)
@@ -159,21 +129,31 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     # Load and open in this process first: a bad model or backend is one clear error here,
     # not a broken worker pool.
     loaded = model if isinstance(model, LoadedModel) else load(model)
-    runner = _Runner(loaded, backend, quant, verify, timing, atten_lim_db, policy)
+    spec = RunSpec(backend, quant, verify, timing, atten_lim_db, policy)
+    runner = Runner(loaded, spec)
+    can_batch = runner.backend.batch_network() is not None
+    if batch is not None and batch > 1 and not can_batch:
+        runner.close()
+        raise ReplayError(f"--batch {batch} needs a backend that steps many streams at once (the "
+                          f"emulator, without --verify); {backend} runs one stream at a time")
+    slots = (batch or DEFAULT_BATCH) if can_batch else 1
+    spec = RunSpec(backend, quant, verify, timing, atten_lim_db, policy, slots)
+    runner.spec = spec
     result = EvalResult(noisy_dir=noisy_dir, clean_dir=clean_dir, out_dir=out_path,
                         model=runner.model_info, backend=backend, quant=quant,
                         backend_info=runner.backend.describe(), jobs=jobs, files=[],
                         noisy_only=pairing.noisy_only, clean_only=pairing.clean_only,
-                        atten_lim_db=None if atten_lim_db is None else float(atten_lim_db))
-    tasks = [(noisy, clean, None if out_path is None else out_path / noisy.name)
-             for noisy, clean in pairing.pairs]
+                        atten_lim_db=None if atten_lim_db is None else float(atten_lim_db),
+                        batch=slots)
+    tasks: list[Task] = [(noisy, clean, None if out_path is None else out_path / noisy.name)
+                         for noisy, clean in pairing.pairs]
     watch = None if feed is None else feed(pairing)
 
     def finished(item: ReplayResult) -> None:
         result.files.append(item)
         if item.error is not None:
             result.error = f"{item.input.name}: {item.error}"
-        if watch is not None and jobs > 1:
+        if watch is not None and (jobs > 1 or slots > 1 or cluster is not None):
             watch.file_done_elsewhere(item)
         if on_file is not None:
             on_file(item, len(result.files), len(tasks))
@@ -188,14 +168,21 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
                 write_csv(csv, data)
 
     try:
-        if jobs == 1:
+        if cluster is not None:
+            from streamer.cluster import run_on_cluster
+
+            result.cluster = run_on_cluster(cluster, loaded, spec, tasks, finished)
+            result.jobs = max(result.cluster["workers"], 1)
+        elif jobs == 1 and slots == 1:
             for task in tasks:
                 finished(runner.run(*task, feed=watch))
                 if result.error is not None:
                     break  # the device is gone: the files left would only fail too
+        elif jobs == 1:
+            for item in runner.run_many(tasks):
+                finished(item)
         else:
-            _run_pool(tasks, loaded.path, backend, quant, verify, timing, atten_lim_db, policy, jobs,
-                      finished)
+            _run_pool(chunks(tasks, jobs, slots), loaded.path, spec, jobs, finished)
         result.complete = result.error is None and len(result.files) == len(tasks)
         write_reports()
     except KeyboardInterrupt:
@@ -203,27 +190,25 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
         write_reports()
         raise
     finally:
-        runner.backend.close()
+        runner.close()
     return result
 
 
-def _run_pool(tasks: list[tuple[Path, Path, Path | None]], model: Path | None, backend: str,
-              quant: str | None, verify: bool, timing: Any, atten_lim_db: float | None,
-              policy: LinkPolicy | None, jobs: int,
+def _run_pool(pieces: list[list[Task]], model: Path | None, spec: RunSpec, jobs: int,
               finished: Callable[[ReplayResult], None]) -> None:
     # spawn, not fork: the parent may have a progress-bar thread running, and forking a
     # threaded process can deadlock.
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                               initializer=_init_worker,
-                               initargs=(model, backend, quant, verify, timing, atten_lim_db, policy))
+                               initializer=init_worker, initargs=(model, spec))
     try:
         # Workers inherit this process's environment, so the single-threaded BLAS that
         # `import streamer` sets up applies to them too.
-        pending: set[Future[ReplayResult]] = {pool.submit(_run_in_worker, *task) for task in tasks}
+        pending: set[Future[list[ReplayResult]]] = {pool.submit(run_in_worker, piece) for piece in pieces}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                finished(future.result())  # re-raises a worker's error here, with its message
+                for item in future.result():  # re-raises a worker's error here, with its message
+                    finished(item)
     except BaseException:
         # Ctrl-C or a failed file: nothing more is wanted from the other workers.
         _stop_workers(pool)

@@ -10,6 +10,10 @@ from typing import Any
 from streamer.backends.registry import backend_help
 from streamer.quant.modes import modes_text
 
+# `streamer eval --batch` when not given, for a backend that can step many streams at once: the
+# knee of the throughput curve measured by bench/eval_throughput.py (README, "Evaluation at scale").
+DEFAULT_BATCH = 16
+
 
 class OptionError(ValueError):
     """An option's value that cannot be used, found after parsing; printed as one line."""

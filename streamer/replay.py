@@ -181,25 +181,11 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         # Keep what was enhanced: the output file holds it, the result says where it stops.
         aborted, enhanced = stopped, stopped.output
     wall_s = time.perf_counter() - start
-
-    out_path = None
-    if out is not None:
-        out_path = write_audio(out, enhanced, SAMPLE_RATE, output_subtype(noisy_audio.source_subtype))
-
-    result = ReplayResult(
-        input=Path(noisy_audio.path or "<memory>"), output=out_path,
-        clean=None if clean_audio is None else clean_audio.path,
-        model=model_info, backend=backend_spec, quant=quant, backend_info=backend.describe(),
-        sample_rate_in=noisy_audio.source_rate, channels_in=noisy_audio.source_channels,
-        subtype_in=noisy_audio.source_subtype, samples=len(noisy_audio), host_s=timer.seconds(),
-        wall_s=wall_s, target=None if target_timing is None else target_timing.record(),
-        target_note=target_note, atten_lim_db=denoiser.atten_lim_db)
-    peak = float(np.max(np.abs(noisy_audio.samples))) if len(noisy_audio) else 0.0
-    result.input_peak = round(peak, 6)
-    if peak > 1.0:
-        clipped = int(np.count_nonzero(np.abs(enhanced) >= 1.0))
-        result.warnings.append(f"the input peaks at {peak:.3g} ({20 * np.log10(peak):+.1f} dBFS), above full "
-                               f"scale: {clipped} output samples are clipped to [-1, 1]")
+    result = file_result(noisy_audio, clean_audio, enhanced, out, model_info=model_info,
+                         backend_spec=backend_spec, quant=quant, backend_info=backend.describe(),
+                         host_s=timer.seconds(), wall_s=wall_s,
+                         target=None if target_timing is None else target_timing.record(),
+                         target_note=target_note, atten_lim_db=denoiser.atten_lim_db)
     failed = {cause: n - failed_before.get(cause, 0) for cause, n in failed_frames(backend).items()
               if n > failed_before.get(cause, 0)}
     if failed:
@@ -212,14 +198,48 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         result.warnings.append(f"stopped after {len(enhanced) / SAMPLE_RATE:.2f} s of "
                                f"{result.duration_s:.2f} s: {aborted}; the output holds the part done, "
                                f"not scored")
-    elif clean_audio is not None:
-        result.enhanced_quality = quality(clean_audio.samples, enhanced)
-        result.warnings += result.enhanced_quality.warnings
-        if score_noisy:
-            result.noisy_quality = quality(clean_audio.samples, noisy_audio.samples)
+    else:
+        score(result, clean_audio, noisy_audio, enhanced, score_noisy)
     if feed is not None:
         feed.end(result)
     return result
+
+
+def file_result(noisy_audio: Audio, clean_audio: Audio | None, enhanced: np.ndarray,
+                out: str | Path | None, *, model_info: dict[str, Any], backend_spec: str,
+                quant: str | None, backend_info: dict[str, Any], host_s: np.ndarray, wall_s: float,
+                target: Any, target_note: str | None, atten_lim_db: float | None) -> ReplayResult:
+    """The result of one enhanced file, however it was enhanced (streamed, or in a batch):
+    the output written, the input's peak checked; not yet scored (`score`)."""
+    out_path = None
+    if out is not None:
+        out_path = write_audio(out, enhanced, SAMPLE_RATE, output_subtype(noisy_audio.source_subtype))
+    result = ReplayResult(
+        input=Path(noisy_audio.path or "<memory>"), output=out_path,
+        clean=None if clean_audio is None else clean_audio.path,
+        model=model_info, backend=backend_spec, quant=quant, backend_info=backend_info,
+        sample_rate_in=noisy_audio.source_rate, channels_in=noisy_audio.source_channels,
+        subtype_in=noisy_audio.source_subtype, samples=len(noisy_audio), host_s=host_s,
+        wall_s=wall_s, target=target, target_note=target_note, atten_lim_db=atten_lim_db)
+    peak = float(np.max(np.abs(noisy_audio.samples))) if len(noisy_audio) else 0.0
+    result.input_peak = round(peak, 6)
+    if peak > 1.0:
+        clipped = int(np.count_nonzero(np.abs(enhanced) >= 1.0))
+        result.warnings.append(f"the input peaks at {peak:.3g} ({20 * np.log10(peak):+.1f} dBFS), above full "
+                               f"scale: {clipped} output samples are clipped to [-1, 1]")
+    return result
+
+
+def score(result: ReplayResult, clean_audio: Audio | None, noisy_audio: Audio, enhanced: np.ndarray,
+          score_noisy: bool = True) -> None:
+    """PESQ-WB and STOI of the enhanced (and, with `score_noisy`, the unprocessed) signal against
+    the clean reference, when there is one; a metric that cannot be computed is None plus a warning."""
+    if clean_audio is None:
+        return
+    result.enhanced_quality = quality(clean_audio.samples, enhanced)
+    result.warnings += result.enhanced_quality.warnings
+    if score_noisy:
+        result.noisy_quality = quality(clean_audio.samples, noisy_audio.samples)
 
 
 def _both(first: Progress | None, second: Progress) -> Progress:

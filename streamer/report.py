@@ -155,6 +155,14 @@ def means(entries: Sequence[dict[str, Any]], keys: Iterable[str] = MEAN_KEYS) ->
     return out
 
 
+def throughput_x_realtime(audio_s: float, work_s: float, jobs: int) -> float | None:
+    """Seconds of audio enhanced per wall-clock second of enhancement work (the network and the
+    STFT around it; not reading, scoring or writing), with `jobs` workers running side by side:
+    audio_s / (work_s / jobs), where work_s is the work of all files summed. On one job it is
+    the report's realtime_factor; a file in a batch counts its share of every batch step."""
+    return audio_s * jobs / work_s if work_s > 0 else None
+
+
 def eval_report(result: EvalResult) -> dict[str, Any]:
     """The JSON report of an evaluation: per-file entries, their means, pooled frame timing."""
     entries = [{"file": r.input.name, **file_entry(r)} for r in result.files]
@@ -169,6 +177,8 @@ def eval_report(result: EvalResult) -> dict[str, Any]:
         "clean_dir": str(result.clean_dir),
         "out_dir": None if result.out_dir is None else str(result.out_dir),
         "jobs": result.jobs,
+        "batch": result.batch,
+        "cluster": result.cluster,
         "complete": result.complete,
         "error": result.error,
         "files_evaluated": len(entries),
@@ -180,6 +190,7 @@ def eval_report(result: EvalResult) -> dict[str, Any]:
         "host_deadline_misses": stats.misses,
         "duration_s": round(audio_s, 6),
         "realtime_factor": _round(audio_s / host_s, 2) if host_s > 0 else None,
+        "throughput_x_realtime": _round(throughput_x_realtime(audio_s, host_s, result.jobs), 2),
         "files": entries,
     })
     report["pesq_wb"], report["stoi"] = report["mean"]["pesq_wb"], report["mean"]["stoi"]

@@ -89,3 +89,7 @@ class EvalResult:
     atten_lim_db: float | None = None
     # Why the evaluation stopped early (a device gone, with the file it happened in); None: it ran.
     error: str | None = None
+    # Streams per network step (streamer/batch.py); 1: each file streamed alone, as replay does.
+    batch: int = 1
+    # Where a cluster ran the files (streamer/cluster.py: address, workers, retried files); None: here.
+    cluster: dict[str, Any] | None = None

@@ -48,8 +48,12 @@ def parse_modes(text: str | None) -> tuple[str, ...]:
 def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MODES,
           target: str | Path | None = None, voltages: str | Sequence[float] | None = None,
           baud: int | None = None, noisy: str | Path | None = None, clean: str | Path | None = None,
-          jobs: int | None = None, say: Say | None = None) -> dict[str, Any]:
-    """The sweep report: per mode, operating points and model facts; then the paper's ratios."""
+          jobs: int | None = None, say: Say | None = None, batch: int | None = None,
+          cluster: str | None = None) -> dict[str, Any]:
+    """The sweep report: per mode, operating points and model facts; then the paper's ratios.
+
+    Folders of pairs are scored per mode as `evaluate` does, with its `jobs`, `batch` and
+    `cluster` (a Ray cluster's workers take each mode's files)."""
     from streamer.backends.link import device_model
     from streamer.replay import ReplayError, load
 
@@ -73,7 +77,8 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
         if noisy is not None:
             if say:
                 say(f"scoring {mode} on {noisy}")
-            scored = _score(loaded, mode, target, [p.voltage for p in spec.points], noisy, clean, jobs)
+            scored = _score(loaded, mode, target, [p.voltage for p in spec.points], noisy, clean, jobs,
+                            batch, cluster)
             entry.update(pesq_wb=scored.get("pesq_wb"), stoi=scored.get("stoi"),
                          frames_scored=scored.get("frames"))
             # per-frame deadline counts over the audio (the same cycles on every frame)
@@ -88,14 +93,15 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
     return report
 
 
-def _score(loaded, mode: str, target, voltages: list[float], noisy, clean, jobs) -> dict[str, Any]:
+def _score(loaded, mode: str, target, voltages: list[float], noisy, clean, jobs, batch=None,
+           cluster=None) -> dict[str, Any]:
     from streamer.evaluate import evaluate
     from streamer.replay import replay
     from streamer.report import eval_report, replay_report
 
     if Path(noisy).is_dir():
         return eval_report(evaluate(noisy, clean, model=loaded, quant=mode, jobs=jobs, target=target,
-                                    voltages=voltages))
+                                    voltages=voltages, batch=batch, cluster=cluster))
     return replay_report(replay(noisy, clean=clean, model=loaded, quant=mode, write_output=False,
                                 target=target, voltages=voltages))
 

@@ -344,7 +344,7 @@ def test_eval_pairs_by_name_and_writes_csv_and_report(tmp_path: Path, make_wav, 
 
     result = run_streamer("eval", "--noisy", noisy_dir, "--clean", clean_dir, "--model", random_model,
                           "--csv", "r.csv", "--report", "r.json", "--out-dir", "enhanced", "--jobs", "2",
-                          cwd=tmp_path)
+                          "--batch", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "warning" in result.stderr and "extra.wav" in result.stderr
     assert "Traceback" not in result.stderr
@@ -369,10 +369,12 @@ def test_eval_pairs_by_name_and_writes_csv_and_report(tmp_path: Path, make_wav, 
     assert report["complete"] is True and report["jobs"] == 2
     assert sorted(p.name for p in (tmp_path / "enhanced").iterdir()) == ["a.wav", "b.wav"]
 
-    # The emulator is deterministic: one in-process job scores exactly as two workers did.
+    # The emulator is deterministic: one in-process job scores exactly as two workers did (fp32,
+    # so each file streamed alone: in a batch, fp32 sums round with the batch's shape, see
+    # tests/test_batch.py).
     from streamer.evaluate import evaluate
 
-    single = evaluate(noisy_dir, clean_dir, model=random_model, jobs=1)
+    single = evaluate(noisy_dir, clean_dir, model=random_model, jobs=1, batch=1)
     assert [r.enhanced_quality.pesq_wb for r in single.files] == [e["pesq_wb"] for e in report["files"]]
     assert [r.enhanced_quality.stoi for r in single.files] == [e["stoi"] for e in report["files"]]
 

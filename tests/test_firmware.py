@@ -71,9 +71,13 @@ def _preactivations(net: QuantizedNetwork, layer: str, x: np.ndarray, h: np.ndar
         w_ih, w_hh, m_ih, m_hh, b_ih, b_hh = net.recurrent[layer]
         ax, ah = arith.dot_int8(w_ih, x) * m_ih, arith.dot_int8(w_hh, h) * m_hh
         return [(ax + ah) + (b_ih + b_hh)] if lstm else [ax + b_ih, ah + b_hh]
-    w, w_ih, w_hh, b_ih, b_hh = net.recurrent[layer]
+    # fp16: the contract's plain sequential sum (arith.dot_f32_sequential) over the stored
+    # tensors, not the network's arranged SequentialDot: the trace checks that arrangement too.
+    w_ih, w_hh, b_ih, b_hh = (net.model.tensors[f"{layer}.{name}"].astype(np.float32)
+                              for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
     if lstm:
-        return [arith.dot_f32_sequential(w, np.concatenate([x, h]), np.stack([b_ih, b_hh], axis=1))]
+        return [arith.dot_f32_sequential(np.hstack([w_ih, w_hh]), np.concatenate([x, h]),
+                                         np.stack([b_ih, b_hh], axis=1))]
     return [arith.dot_f32_sequential(w_ih, x, b_ih), arith.dot_f32_sequential(w_hh, h, b_hh)]
 
 

@@ -78,6 +78,12 @@ class Backend(ABC):
         """What would run on the target; None where nothing can (fp32)."""
         return None
 
+    def batch_network(self) -> Any:
+        """A network that steps many independent streams at once (`step` on (B, N_BINS)
+        magnitudes with `initial_state(B)`, as streamer/batch.py uses it), or None where the
+        backend runs one stream (a device, or a verifying pair)."""
+        return None
+
     def __enter__(self) -> Backend:
         return self
 

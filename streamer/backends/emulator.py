@@ -38,6 +38,9 @@ class EmulatorBackend(Backend):
         mask, self.state = self.network.step(np.asarray(magnitudes, np.float32), self.state)
         return mask
 
+    def batch_network(self) -> Any:
+        return self.network
+
     def target_model(self) -> TargetModel | None:
         model = getattr(self.network, "model", None)  # a QuantizedNetwork's; fp32 has none
         return None if model is None else TargetModel(model.mode, model.cell, model.hidden)

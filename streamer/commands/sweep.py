@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clean", metavar="PATH", help="clean reference file or folder (same names)")
     parser.add_argument("--jobs", type=positive_int, metavar="N",
                        help="worker processes when scoring folders (default: min(2, CPU count))")
+    parser.add_argument("--batch", type=positive_int, metavar="N",
+                       help="streams per network step when scoring folders, as in streamer eval")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                       help="score folders on a Ray cluster, as in streamer eval (ray://HOST:PORT, "
+                            "HOST:PORT or auto; pip install 'streamer[cluster]')")
     parser.add_argument("--plot", metavar="OUT.png",
                        help="write the plot: latency and power against voltage, one line per mode")
     parser.add_argument("--report", metavar="R.json", help="write the sweep as JSON")
@@ -68,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                         "clean": None if args.clean is None else Path(args.clean)})
     report = sweep(args.model, modes=parse_modes(args.quants), target=args.target,
                    voltages=args.voltages, baud=args.baud, noisy=args.noisy, clean=args.clean,
-                   jobs=args.jobs, say=say)
+                   jobs=args.jobs, say=say, batch=args.batch, cluster=args.cluster)
     # Wide enough for every column when the output is a file or a pipe.
     Console(width=None if sys.stdout.isatty() else 150).print(sweep_table(report))
     hint = quality_hint(report)

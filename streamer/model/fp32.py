@@ -9,6 +9,18 @@ from streamer.model.params import TinyDenoiserParams
 State = list[np.ndarray]
 
 
+def _product(weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """weight @ x for one stream (x: (K,)), x @ weight.T for a batch (x: (B, K)).
+
+    One matrix product for the batch; its sums may be ordered differently from the
+    single-stream product's, so a stream in a batch agrees with the same stream alone
+    within float32 rounding, not bit for bit (tests/test_batch.py bounds it).
+    """
+    # weight @ x.T, not x @ weight.T: OpenBLAS packs the weights either way, but multiplies a
+    # few columns on the right far faster than a few rows on the left (bench/eval_throughput.py).
+    return weight @ x if x.ndim == 1 else (weight @ x.T).T
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     # sigmoid(x) = 0.5 * tanh(x / 2) + 0.5: one transcendental, no overflow for any input.
     return 0.5 * np.tanh(0.5 * x) + 0.5
@@ -41,9 +53,11 @@ class Fp32Network:
             else:
                 self.rnn.append((w_ih, w_hh, b_ih, b_hh))
 
-    def initial_state(self) -> State:
+    def initial_state(self, streams: int | None = None) -> State:
+        """Zero h (and c) per layer: vectors for one stream, (streams, hidden) for a batch."""
         per_layer = 2 if self.cell == "lstm" else 1
-        return [np.zeros(self.hidden, np.float32) for _ in range(2 * per_layer)]
+        shape = self.hidden if streams is None else (streams, self.hidden)
+        return [np.zeros(shape, np.float32) for _ in range(2 * per_layer)]
 
     def recurrent(self, layer: int, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """Step recurrent layer `layer` (0 or 1) on input x with its own state slice."""
@@ -56,25 +70,27 @@ class Fp32Network:
     def _lstm(self, x: np.ndarray, h: np.ndarray, c: np.ndarray, weights) -> tuple:
         w, b = weights
         n = self.hidden
-        z = np.tanh(w @ np.concatenate([x, h]) + b)
+        z = np.tanh(_product(w, np.concatenate([x, h], axis=-1)) + b)
         gates = 0.5 * z + 0.5  # i, f, o as sigmoids; the g slice is read from z
-        c = gates[n:2 * n] * c + gates[:n] * z[2 * n:3 * n]
-        return gates[3 * n:] * np.tanh(c), c
+        c = gates[..., n:2 * n] * c + gates[..., :n] * z[..., 2 * n:3 * n]
+        return gates[..., 3 * n:] * np.tanh(c), c
 
     def _gru(self, x: np.ndarray, h: np.ndarray, weights) -> np.ndarray:
         w_ih, w_hh, b_ih, b_hh = weights
-        gi, gh = w_ih @ x + b_ih, w_hh @ h + b_hh
+        gi, gh = _product(w_ih, x) + b_ih, _product(w_hh, h) + b_hh
         n = self.hidden
-        r = _sigmoid(gi[:n] + gh[:n])
-        z = _sigmoid(gi[n:2 * n] + gh[n:2 * n])
-        candidate = np.tanh(gi[2 * n:] + r * gh[2 * n:])
+        r = _sigmoid(gi[..., :n] + gh[..., :n])
+        z = _sigmoid(gi[..., n:2 * n] + gh[..., n:2 * n])
+        candidate = np.tanh(gi[..., 2 * n:] + r * gh[..., 2 * n:])
         return (1.0 - z) * candidate + z * h
 
     def step(self, magnitudes: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        x = np.maximum(self.fc0[0] @ magnitudes + self.fc0[1], 0.0)
+        """One frame of one stream ((N_BINS,) and `initial_state()`), or of B streams at once
+        ((B, N_BINS) and `initial_state(B)`, row b being stream b)."""
+        x = np.maximum(_product(self.fc0[0], magnitudes) + self.fc0[1], 0.0)
         per_layer = len(state) // 2
         h1, s1 = self.recurrent(0, x, state[:per_layer])
         h2, s2 = self.recurrent(1, h1, state[per_layer:])
-        y = np.maximum(self.fc1[0] @ h2 + self.fc1[1], 0.0)
-        mask = np.tanh(self.fc2[0] @ y + self.fc2[1])
+        y = np.maximum(_product(self.fc1[0], h2) + self.fc1[1], 0.0)
+        mask = np.tanh(_product(self.fc2[0], y) + self.fc2[1])
         return 0.5 * mask + 0.5, s1 + s2

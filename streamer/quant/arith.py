@@ -77,6 +77,9 @@ def dot_f32_sequential(weights: np.ndarray, x: np.ndarray, start: np.ndarray) ->
     `weights` and `x` hold binary16 values (as float32), so each product is exact in binary32
     and a fused multiply-add or a multiply then add round identically: once, per term.
     `start` is one column or several (biases added in order before the products).
+
+    The definition, written the plain way (one row after another); `SequentialDot` is the
+    same sum arranged for speed and for a batch of streams, and tests hold the two equal.
     """
     rows = weights.shape[0]
     start = np.asarray(start, F32).reshape(rows, -1)
@@ -87,8 +90,96 @@ def dot_f32_sequential(weights: np.ndarray, x: np.ndarray, start: np.ndarray) ->
     return np.add.accumulate(terms, axis=1, dtype=F32)[:, -1]
 
 
+# Terms held at once by SequentialDot, per chunk of its sequence (rows x streams x terms): about
+# 1 MiB of float32, so that a chunk's products stay in cache between the multiply and the sum.
+_CHUNK_FLOATS = 1 << 18
+
+
+class SequentialDot:
+    """`dot_f32_sequential` with its weights arranged once, for one stream or a batch of them.
+
+    The terms of every row's sum are laid out term-major, (terms, rows): the biases first (as
+    terms times 1.0, exact) then the weights transposed. A chunk of terms for all streams and
+    rows is multiplied at once, then summed over the term axis, the running sum of the chunks
+    before it in front. Summing over the leading axis of a C-contiguous array, numpy adds one
+    term after another into the whole row of accumulators (its pairwise summation is only
+    for the fast axis), so every accumulator sees its terms strictly in order: the contract's
+    sequential sum, vectorised across rows and streams. `sequential_reduce_holds` checks
+    that on order-sensitive data for each shape used, and a shape that failed would be summed
+    by an explicit loop over the terms instead.
+    """
+
+    def __init__(self, weights: np.ndarray, start: np.ndarray) -> None:
+        rows = weights.shape[0]
+        start = np.asarray(start, F32).reshape(rows, -1)
+        self.rows, self.leading = rows, start.shape[1]
+        self.terms_t = np.ascontiguousarray(np.vstack([start.T, np.asarray(weights, F32).T]))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Sums for `x` of shape (K,) -> (rows,), or (B, K) -> (B, rows)."""
+        x = np.asarray(x, F32)
+        batch = x.reshape(-1, x.shape[-1])
+        streams = batch.shape[0]
+        inputs = np.empty((self.terms_t.shape[0], streams), F32)
+        inputs[:self.leading] = 1.0
+        inputs[self.leading:] = batch.T
+        terms = self.terms_t.shape[0]
+        chunk = max(1, _CHUNK_FLOATS // (streams * self.rows))
+        acc = None
+        for first in range(0, terms, chunk):
+            last = min(first + chunk, terms)
+            carried = 0 if acc is None else 1
+            block = np.empty((last - first + carried, streams, self.rows), F32)
+            if acc is not None:
+                block[0] = acc
+            np.multiply(self.terms_t[first:last, None, :], inputs[first:last, :, None],
+                        out=block[carried:])
+            acc = _sum_in_order(block)
+        assert acc is not None
+        return acc.reshape(x.shape[:-1] + (self.rows,))
+
+
+_REDUCE_CHECKED: dict[tuple[int, ...], bool] = {}
+
+
+def sequential_reduce_holds(shape: tuple[int, ...], reduce=None) -> bool:
+    """Whether np.add.reduce over axis 0 of a C-contiguous float32 array of `shape` adds the
+    terms strictly in order (checked once per shape, against an explicit loop, on terms whose
+    sum depends on the order: random signs and magnitudes over 48 binades). `reduce` replaces
+    np.add.reduce for a test of the check itself (and is then neither cached nor consulted)."""
+    known = None if reduce is not None else _REDUCE_CHECKED.get(shape)
+    if known is None:
+        rng = np.random.default_rng(len(shape) + sum(shape))
+        exponents = rng.integers(-24, 24, size=shape)
+        probe = (rng.choice([-1.0, 1.0], size=shape) * np.ldexp(1.0 + rng.random(shape), exponents)
+                 ).astype(F32)
+        expected = probe[0].copy()
+        for term in probe[1:]:
+            np.add(expected, term, out=expected)
+        summed = (reduce or np.add.reduce)(probe, axis=0, dtype=F32)
+        known = bool(np.array_equal(summed, expected))
+        if reduce is not None:
+            return known
+        _REDUCE_CHECKED[shape] = known
+    return known
+
+
+def _sum_in_order(block: np.ndarray) -> np.ndarray:
+    if sequential_reduce_holds(block.shape):
+        return np.add.reduce(block, axis=0, dtype=F32)
+    acc = block[0].copy()
+    for term in block[1:]:
+        np.add(acc, term, out=acc)
+    return acc
+
+
 def dot_int8(weights_as_f32: np.ndarray, x_int8: np.ndarray) -> np.ndarray:
-    """Exact int32 dot products of int8 weights and inputs (see MAX_INT8_DOT), as float32."""
+    """Exact int32 dot products of int8 weights and inputs (see MAX_INT8_DOT), as float32.
+
+    `x_int8` is one input (K,) -> (rows,) or a batch (B, K) -> (B, rows): every sum is an
+    exact integer, so the order BLAS adds in does not matter.
+    """
     if weights_as_f32.shape[1] > MAX_INT8_DOT:
         raise ValueError(f"int8 dot product of length {weights_as_f32.shape[1]} exceeds {MAX_INT8_DOT}")
-    return weights_as_f32 @ x_int8.astype(F32)
+    x = x_int8.astype(F32)
+    return weights_as_f32 @ x if x.ndim == 1 else (weights_as_f32 @ x.T).T

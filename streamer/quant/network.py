@@ -179,7 +179,7 @@ class QuantizedNetwork:
                 multiplier = (t[f"{layer}.weight_scale"] * in_scale).astype(F32)
                 self.dense[layer] = (t[f"{layer}.weight"].astype(F32), multiplier, bias)
             else:
-                self.dense[layer] = (t[f"{layer}.weight"].astype(F32), bias)
+                self.dense[layer] = (arith.SequentialDot(t[f"{layer}.weight"].astype(F32), bias),)
         self.recurrent = {}
         for layer in RECURRENT_LAYERS:
             w_ih, w_hh = t[f"{layer}.weight_ih"].astype(F32), t[f"{layer}.weight_hh"].astype(F32)
@@ -189,16 +189,23 @@ class QuantizedNetwork:
                 m_ih = (t[f"{layer}.weight_ih_scale"] * in_scale).astype(F32)
                 m_hh = (t[f"{layer}.weight_hh_scale"] * STATE_SCALE).astype(F32)
                 self.recurrent[layer] = (w_ih, w_hh, m_ih, m_hh, b_ih, b_hh)
+            elif self.cell == "lstm":
+                # One sum per gate row over [x; h]: b_ih, b_hh, then W_ih x, then W_hh h.
+                self.recurrent[layer] = (arith.SequentialDot(np.hstack([w_ih, w_hh]),
+                                                             np.stack([b_ih, b_hh], axis=1)),)
             else:
-                self.recurrent[layer] = (np.ascontiguousarray(np.hstack([w_ih, w_hh])), w_ih, w_hh,
-                                         b_ih, b_hh)
+                self.recurrent[layer] = (arith.SequentialDot(w_ih, b_ih), arith.SequentialDot(w_hh, b_hh))
 
-    def initial_state(self) -> list[np.ndarray]:
-        """Per layer h (and c for LSTM): int8 h and int16 c for 8-bit layers, binary16 otherwise."""
+    def initial_state(self, streams: int | None = None) -> list[np.ndarray]:
+        """Per layer h (and c for LSTM): int8 h and int16 c for 8-bit layers, binary16 otherwise.
+
+        `streams=None`: one stream, vectors of `hidden`; `streams=B`: B streams, (B, hidden).
+        """
+        shape = self.hidden if streams is None else (streams, self.hidden)
         if self.precision["rnn1"] != "int8":
-            return [np.zeros(self.hidden, F32) for _ in range(4 if self.cell == "lstm" else 2)]
+            return [np.zeros(shape, F32) for _ in range(4 if self.cell == "lstm" else 2)]
         per_layer = [np.int8, np.int16] if self.cell == "lstm" else [np.int8]
-        return [np.zeros(self.hidden, dtype) for dtype in per_layer * 2]
+        return [np.zeros(shape, dtype) for dtype in per_layer * 2]
 
     # --- dense layers -------------------------------------------------------------------------
     def _dense(self, layer: str, x: np.ndarray) -> np.ndarray:
@@ -206,8 +213,8 @@ class QuantizedNetwork:
         if self.precision[layer] == "int8":
             weight, multiplier, bias = self.dense[layer]
             return arith.dot_int8(weight, x) * multiplier + bias
-        weight, bias = self.dense[layer]
-        return arith.dot_f32_sequential(weight, x, bias)
+        (sequential_dot,) = self.dense[layer]
+        return sequential_dot(x)
 
     def _to_layer_input(self, layer: str, y: np.ndarray) -> np.ndarray:
         """Convert a binary32/binary16 activation to what `layer` consumes."""
@@ -221,8 +228,8 @@ class QuantizedNetwork:
         bias = b_ih + b_hh
         z = (arith.dot_int8(w_ih, x_q) * m_ih + arith.dot_int8(w_hh, h_q) * m_hh) + bias
         n = self.hidden
-        i, f, o = arith.sigmoid(z[:n]), arith.sigmoid(z[n:2 * n]), arith.sigmoid(z[3 * n:])
-        g = arith.tanh(z[2 * n:3 * n])
+        i, f, o = arith.sigmoid(z[..., :n]), arith.sigmoid(z[..., n:2 * n]), arith.sigmoid(z[..., 3 * n:])
+        g = arith.tanh(z[..., 2 * n:3 * n])
         c_scale = F32(self.model.activation_scales[f"{layer}.cell"])
         c_prev = c_q.astype(F32) * c_scale
         c_new_q = arith.quantize_int16(f * c_prev + i * g, self.inv_scale[f"{layer}.cell"])
@@ -234,30 +241,29 @@ class QuantizedNetwork:
         gi = arith.dot_int8(w_ih, x_q) * m_ih + b_ih
         gh = arith.dot_int8(w_hh, h_q) * m_hh + b_hh
         n = self.hidden
-        r = arith.sigmoid(gi[:n] + gh[:n])
-        z = arith.sigmoid(gi[n:2 * n] + gh[n:2 * n])
-        candidate = arith.tanh(gi[2 * n:] + r * gh[2 * n:])
+        r = arith.sigmoid(gi[..., :n] + gh[..., :n])
+        z = arith.sigmoid(gi[..., n:2 * n] + gh[..., n:2 * n])
+        candidate = arith.tanh(gi[..., 2 * n:] + r * gh[..., 2 * n:])
         h_prev = h_q.astype(F32) * STATE_SCALE
         h = (F32(1.0) - z) * candidate + z * h_prev
         return arith.quantize_int8(h, arith.STATE_INV_SCALE)
 
     def _lstm_fp16(self, layer: str, x, h, c):
-        w, _, _, b_ih, b_hh = self.recurrent[layer]
-        z = arith.dot_f32_sequential(w, np.concatenate([x, h]), np.stack([b_ih, b_hh], axis=1))
+        (gates,) = self.recurrent[layer]
+        z = gates(np.concatenate([x, h], axis=-1))
         n = self.hidden
-        i, f, o = (f16(arith.sigmoid(z[k * n:(k + 1) * n])) for k in (0, 1, 3))
-        g = f16(arith.tanh(z[2 * n:3 * n]))
+        i, f, o = (f16(arith.sigmoid(z[..., k * n:(k + 1) * n])) for k in (0, 1, 3))
+        g = f16(arith.tanh(z[..., 2 * n:3 * n]))
         c_new = f16(f * c + i * g)
         return f16(o * f16(arith.tanh(c_new))), c_new
 
     def _gru_fp16(self, layer: str, x, h):
-        _, w_ih, w_hh, b_ih, b_hh = self.recurrent[layer]
-        gi = arith.dot_f32_sequential(w_ih, x, b_ih)
-        gh = arith.dot_f32_sequential(w_hh, h, b_hh)
+        input_dot, hidden_dot = self.recurrent[layer]
+        gi, gh = input_dot(x), hidden_dot(h)
         n = self.hidden
-        r = f16(arith.sigmoid(gi[:n] + gh[:n]))
-        z = f16(arith.sigmoid(gi[n:2 * n] + gh[n:2 * n]))
-        candidate = f16(arith.tanh(gi[2 * n:] + r * gh[2 * n:]))
+        r = f16(arith.sigmoid(gi[..., :n] + gh[..., :n]))
+        z = f16(arith.sigmoid(gi[..., n:2 * n] + gh[..., n:2 * n]))
+        candidate = f16(arith.tanh(gi[..., 2 * n:] + r * gh[..., 2 * n:]))
         return f16((F32(1.0) - z) * candidate + z * h)
 
     def _recurrent(self, layer: str, x, state: list[np.ndarray]):
@@ -291,7 +297,12 @@ class QuantizedNetwork:
         return y0, s1, s2, y1, mask
 
     def step(self, magnitudes: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Magnitudes (float32) -> mask (binary16 values as float32), with the next state."""
+        """Magnitudes (float32) -> mask (binary16 values as float32), with the next state.
+
+        One stream: magnitudes (N_BINS,) and the state of `initial_state()`. A batch of B
+        independent streams: magnitudes (B, N_BINS) and `initial_state(B)` (row b is stream
+        b's); every stream's mask and state are bit-identical to stepping it alone.
+        """
         _, s1, s2, _, mask = self._forward(magnitudes, state)
         return mask, s1 + s2
 

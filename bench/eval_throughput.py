@@ -1,0 +1,215 @@
+"""Benchmark: evaluation throughput, single stream against batched streams, same run.
+
+    python bench/eval_throughput.py [--model PATH] [--batches 1,2,4,8,16,32,64] [--frames N]
+                                    [--repeats R] [--pairs DIR] [--skip-eval]
+
+Prints one JSON object with two parts:
+
+- `network`: per numeric mode, the emulator's time per stream-frame stepping one stream, and
+  batched at each B (one step for B streams, divided by B); onnxruntime single-stream on the
+  exported FP32 model beside them. Interleaved rounds, best round kept (medians beside).
+- `eval`: `streamer eval --jobs 1` over a folder of real pairs (the 6 Valentini pairs of
+  ../shared plus pairs made here from recorded speech and recorded noise, below) at the
+  default batch and at --batch 1, and `streamer replay` of one of its files, all in this run:
+  throughput_x_realtime against replay's realtime_factor, and whether every file's PESQ-WB and
+  STOI are unchanged by the batch (fp16/int8/mixed: exactly; fp32: within 1e-4).
+
+Pairs made here (when Debian's asterisk-core-sounds-en-wav and asterisk-moh-opsound-wav are
+installed): recorded English prompts (Allison voice, 8 kHz, upsampled to 16 kHz, consecutive
+prompts joined to 2.5-4 s) mixed with recorded music-on-hold at 0-10 dB SNR. Licences: the
+prompts CC BY-SA 3.0 (Digium), the music CC BY-SA 3.0 (opsound.org artists), per their
+Debian copyright files.
+"""
+
+from __future__ import annotations
+
+import streamer  # noqa: F401, E402 - first: single-threaded BLAS before numpy loads (streamer/__init__.py)
+
+# isort: split
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from frames import magnitudes  # noqa: E402  (bench/frames.py: run as python bench/NAME.py)
+
+from streamer.engine import DEADLINE_S, SAMPLE_RATE  # noqa: E402
+from streamer.model import load_model  # noqa: E402
+from streamer.numerics import build_network  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+PROMPTS = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
+MUSIC = Path("/usr/share/asterisk/moh")
+MODES = ("fp32", "fp16", "int8", "mixed")
+
+
+def time_batched(network, mags: np.ndarray, streams: int, steps: int) -> float:
+    """Seconds per stream-frame for `streams` streams stepped together (B=1: the plain
+    one-stream step with vector state, as replay runs)."""
+    if streams == 1:
+        state = network.initial_state()
+        start = time.perf_counter()
+        for frame in mags[:steps]:
+            _, state = network.step(frame, state)
+        return (time.perf_counter() - start) / steps
+    state = network.initial_state(streams)
+    batch = np.stack([np.roll(mags, k, axis=0) for k in range(streams)], axis=1)  # (frames, B, bins)
+    start = time.perf_counter()
+    for frame in batch[:steps]:
+        _, state = network.step(frame, state)
+    return (time.perf_counter() - start) / (steps * streams)
+
+
+def time_onnxruntime(session, params, mags: np.ndarray) -> float:
+    feeds = {f"{name}_state_in": np.zeros((1, size), np.float32) for name, size in params.state_shapes()}
+    outputs = ["output"] + [f"{name}_state_out" for name, _ in params.state_shapes()]
+    start = time.perf_counter()
+    for frame in mags:
+        feeds["input"] = frame.reshape(1, -1, 1)
+        result = session.run(outputs, feeds)
+        for (name, _), value in zip(params.state_shapes(), result[1:], strict=True):
+            feeds[f"{name}_state_in"] = value
+    return (time.perf_counter() - start) / len(mags)
+
+
+def network_part(params, batches: list[int], frames: int, repeats: int) -> dict:
+    import onnxruntime as ort
+
+    from streamer.model.onnx_export import export_onnx
+
+    mags = magnitudes(frames)
+    networks = {mode: build_network(params, mode) for mode in MODES}
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_onnx(params, onnx_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    times: dict[str, dict[int, list[float]]] = {m: {b: [] for b in batches} for m in MODES}
+    onnx_times: list[float] = []
+    for _ in range(repeats):
+        onnx_times.append(time_onnxruntime(session, params, mags))
+        for mode, network in networks.items():
+            for streams in batches:
+                steps = max(4, min(frames, (frames * 4) // streams))
+                times[mode][streams].append(time_batched(network, mags, streams, steps))
+    out = {}
+    for mode in MODES:
+        best = {b: float(np.min(v)) for b, v in times[mode].items()}
+        single = best[batches[0]]
+        out[mode] = {
+            "us_per_stream_frame": {str(b): round(t * 1e6, 1) for b, t in best.items()},
+            "median_us_per_stream_frame": {str(b): round(float(np.median(v)) * 1e6, 1)
+                                           for b, v in times[mode].items()},
+            "speedup_over_one_stream": {str(b): round(single / t, 2) for b, t in best.items()},
+            "one_stream_realtime": single < DEADLINE_S,
+        }
+    out["onnxruntime_fp32_one_stream_us_per_frame"] = round(float(np.min(onnx_times)) * 1e6, 1)
+    return out
+
+
+def make_pairs(root: Path, count: int) -> list[str]:
+    """Copy in the shared Valentini pairs (links) and mix `count` more from recordings."""
+    import soundfile
+    import soxr
+
+    (root / "noisy").mkdir(parents=True)
+    (root / "clean").mkdir()
+    sources = []
+    valentini = SHARED / "data" / "valentini"
+    if valentini.is_dir():
+        for clean in sorted((valentini / "clean").glob("*.wav")):
+            (root / "clean" / clean.name).symlink_to(clean)
+            (root / "noisy" / clean.name).symlink_to(valentini / "noisy" / clean.name)
+        sources.append("valentini (../shared)")
+    prompts = sorted(PROMPTS.glob("*.wav"))
+    music = sorted(MUSIC.glob("*.wav"))
+    if not prompts or not music:
+        return sources
+    rng = np.random.default_rng(0)
+    noise = np.concatenate([soundfile.read(m, dtype="float64")[0] for m in music[:2]])
+    noise = soxr.resample(noise, 8000, SAMPLE_RATE)
+    index = 0
+    for k in range(count):
+        speech = []
+        while sum(len(s) for s in speech) < rng.uniform(2.5, 4.0) * 8000:
+            speech.append(soundfile.read(prompts[index % len(prompts)], dtype="float64")[0])
+            index += 7
+        clean = soxr.resample(np.concatenate(speech), 8000, SAMPLE_RATE)
+        clean = 0.25 * clean / max(np.max(np.abs(clean)), 1e-9)
+        start = rng.integers(0, len(noise) - len(clean))
+        part = noise[start:start + len(clean)]
+        snr_db = rng.uniform(0.0, 10.0)
+        part = part * np.sqrt(np.mean(clean ** 2) / max(np.mean(part ** 2), 1e-12)) * 10 ** (-snr_db / 20)
+        noisy = np.clip(clean + part, -1.0, 1.0)
+        soundfile.write(root / "clean" / f"rec{k:02d}.wav", clean, SAMPLE_RATE, subtype="PCM_16")
+        soundfile.write(root / "noisy" / f"rec{k:02d}.wav", noisy, SAMPLE_RATE, subtype="PCM_16")
+    sources.append(f"{count} mixtures: asterisk en_US_f_Allison prompts + asterisk music on hold, 0-10 dB")
+    return sources
+
+
+def eval_part(model: str | None, folder: Path, modes: list[str]) -> dict:
+    from streamer.evaluate import evaluate
+    from streamer.options import DEFAULT_BATCH
+    from streamer.replay import replay
+
+    noisy, clean = folder / "noisy", folder / "clean"
+    files = sorted(p.name for p in noisy.iterdir())
+    replayed = noisy / files[0]
+    out = {"files": len(files), "replayed_file": files[0], "batch": DEFAULT_BATCH}
+    for mode in modes:
+        single = replay(replayed, clean=clean / files[0], model=model, quant=mode, write_output=False)
+        batched = evaluate(noisy, clean, model=model, quant=mode, jobs=1, batch=DEFAULT_BATCH)
+        alone = evaluate(noisy, clean, model=model, quant=mode, jobs=1, batch=1)
+        audio_s = sum(r.duration_s for r in batched.files)
+        throughput = audio_s / sum(r.wall_s for r in batched.files)
+        one_at_a_time = audio_s / sum(r.wall_s for r in alone.files)
+        diffs = [(abs(a.enhanced_quality.pesq_wb - b.enhanced_quality.pesq_wb),
+                  abs(a.enhanced_quality.stoi - b.enhanced_quality.stoi))
+                 for a, b in zip(alone.files, batched.files, strict=True)]
+        out[mode] = {
+            "replay_realtime_factor": round(single.realtime_factor, 2),
+            "eval_batch1_throughput_x_realtime": round(one_at_a_time, 2),
+            "eval_batched_throughput_x_realtime": round(throughput, 2),
+            "batched_over_replay": round(throughput / single.realtime_factor, 2),
+            "max_pesq_difference": max(d[0] for d in diffs),
+            "max_stoi_difference": max(d[1] for d in diffs),
+            "mean_pesq_wb": round(float(np.mean([r.enhanced_quality.pesq_wb for r in batched.files])), 4),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model file (.tdn or .onnx); default: the embedded model")
+    parser.add_argument("--batches", default="1,2,4,8,16,32,64", help="batch sizes, the first is 1")
+    parser.add_argument("--frames", type=int, default=96, help="frames per timing (default 96)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--made-pairs", type=int, default=10, help="pairs to mix from recordings")
+    parser.add_argument("--eval-modes", default="fp32,mixed", help="modes of the eval part")
+    parser.add_argument("--skip-eval", action="store_true", help="network part only")
+    args = parser.parse_args(argv)
+    batches = [int(b) for b in args.batches.split(",")]
+    params = load_model(args.model)
+    result = {"benchmark": "eval_throughput", "model": args.model or "default",
+              "model_description": params.describe(), "batches": batches,
+              "network": network_part(params, batches, args.frames, args.repeats)}
+    if not args.skip_eval:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            sources = make_pairs(folder, args.made_pairs)
+            result["eval_pairs"] = sources
+            result["eval"] = eval_part(args.model, folder, args.eval_modes.split(","))
+    result.update({"deadline_us": DEADLINE_S * 1e6, "python": platform.python_version(),
+                   "numpy": np.__version__, "machine": platform.machine()})
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
