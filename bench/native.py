@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             library.reset()
             path_emu_s.append(time_hops(denoiser.push, blocks))
             path_nat_s.append(time_hops(library.process, blocks))
-        best = {name: float(np.min(v)) for name, v in
-                (("emulator", emu_s), ("native", nat_s), ("path_emulator", path_emu_s), ("path_native", path_nat_s))}
+        rounds = {"emulator": emu_s, "native": nat_s, "path_emulator": path_emu_s, "path_native": path_nat_s}
+        best = {name: float(np.min(v)) for name, v in rounds.items()}
         per_mode[mode] = {
             "emulator_us_per_frame": round(best["emulator"] * 1e6, 1),
             "native_us_per_frame": round(best["native"] * 1e6, 1),

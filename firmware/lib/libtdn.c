@@ -34,6 +34,7 @@ struct tdn_lib {
     double input[FRAME], output[FRAME], weight[FRAME];
     double fft_in[RFFT_N], re[RFFT_BINS], im[RFFT_BINS], frame[RFFT_N];
     int primed;                      /* a hop has been pushed since the reset: frames exist */
+    unsigned early_hops;             /* output hops still before the stream began (LATENCY / HOP) */
     int bypass;
     float floor;                     /* mask floor; 0 = no attenuation limit */
 };
@@ -98,6 +99,7 @@ void tdn_lib_reset(tdn_lib *lib)
     memset(lib->weight, 0, sizeof lib->weight);
     memset(lib->fft_in, 0, sizeof lib->fft_in);
     lib->primed = 0;
+    lib->early_hops = TDN_LIB_LATENCY / HOP;
 }
 
 void tdn_lib_network(tdn_lib *lib, const uint16_t *magnitudes, uint16_t *mask)
@@ -175,6 +177,15 @@ void tdn_lib_process(tdn_lib *lib, const float *in, float *out)
         }
     }
     lib->primed = 1;
+    if (lib->early_hops) {
+        /* These output samples stand for the time before the first input sample: silence. The
+           overlap-add holds there what the mask spread out of the first frames, divided by a
+           small window weight (up to ~50x full scale): Python's replay cuts these samples off,
+           a plugin must not play them as a click. */
+        lib->early_hops--;
+        memset(out, 0, HOP * sizeof *out);
+        return;
+    }
     for (unsigned i = 0; i < HOP; i++) {
         /* where no window overlaps yet (stream start) there is no signal: silence */
         double w = lib->weight[i];

@@ -61,8 +61,10 @@ TDN_LIB_API void tdn_lib_destroy(tdn_lib *lib);
 TDN_LIB_API void tdn_lib_reset(tdn_lib *lib);
 
 /* Push TDN_LIB_HOP input samples (full scale +-1.0), get TDN_LIB_HOP output samples: the
- * input TDN_LIB_LATENCY samples ago, enhanced (the first 300 output samples of a stream are
- * silence). `in` and `out` may be the same buffer. Real-time safe. */
+ * input TDN_LIB_LATENCY samples ago, enhanced. The first TDN_LIB_LATENCY output samples of a
+ * stream stand for the time before it and are silence (the Python engine emits there what the
+ * mask spreads backwards from the first frames, which replay cuts off). `in` and `out` may be
+ * the same buffer. Real-time safe. */
 TDN_LIB_API void tdn_lib_process(tdn_lib *lib, const float *in, float *out);
 
 /* The network alone, one STFT frame: TDN_LIB_BINS binary16 magnitudes (bit patterns) in,

@@ -8,6 +8,10 @@
  * port's default hint: minimum, maximum, 0 or 1), activates it and runs the whole input in
  * blocks of BLOCK samples (the last one shorter), in place when INPLACE=1 is set. Prints
  * "latency N" with the value of an output control port named "latency" after the last run.
+ * Built without sanitizers (COUNT_ALLOC), it also prints "allocations_in_run N": calls of
+ * malloc, calloc, realloc, free, aligned_alloc and posix_memalign made while run() executes
+ * (this executable's definitions interpose on the plugin's), which a real-time plugin keeps at
+ * 0, and "allocations_outside_run N" to show the counter works (instantiate allocates).
  * Exit status: 0, 1 on I/O errors, 3 when the plugin refuses to instantiate.
  */
 #include <dlfcn.h>
@@ -15,6 +19,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef COUNT_ALLOC
+/* glibc's own entry points, under the names it exports for exactly this kind of wrapper */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void __libc_free(void *);
+static int in_run;
+static unsigned long allocs_in_run, allocs_outside;
+static void count(void) { if (in_run) allocs_in_run++; else allocs_outside++; }
+void *malloc(size_t n) { count(); return __libc_malloc(n); }
+void *calloc(size_t n, size_t m) { count(); return __libc_calloc(n, m); }
+void *realloc(void *p, size_t n) { count(); return __libc_realloc(p, n); }
+void free(void *p) { if (p) count(); __libc_free(p); }
+void *aligned_alloc(size_t a, size_t n) { count(); return __libc_memalign(a, n); }
+int posix_memalign(void **p, size_t a, size_t n)
+{
+    count();
+    *p = __libc_memalign(a, n);
+    return *p ? 0 : 12; /* ENOMEM */
+}
+#define RUN_BEGIN() (in_run = 1)
+#define RUN_END() (in_run = 0)
+#else
+#define RUN_BEGIN() ((void)0)
+#define RUN_END() ((void)0)
+#endif
 
 static LADSPA_Data default_of(const LADSPA_PortRangeHint *h)
 {
@@ -70,13 +102,18 @@ int main(int argc, char **argv)
             LADSPA_PortDescriptor k = d->PortDescriptors[p];
             if (LADSPA_IS_PORT_AUDIO(k)) d->connect_port(h, p, (LADSPA_IS_PORT_INPUT(k) ? in : out) + i);
         }
+        RUN_BEGIN();
         d->run(h, (unsigned long)m);
+        RUN_END();
     }
     if (d->deactivate) d->deactivate(h);
     d->cleanup(h);
     f = fopen(argv[3], "wb");
     if (!f || fwrite(out, sizeof(float), (size_t)n, f) != (size_t)n || fclose(f) != 0) { perror(argv[3]); return 1; }
     printf("latency %g\n", (double)latency);
+#ifdef COUNT_ALLOC
+    printf("allocations_in_run %lu\nallocations_outside_run %lu\n", allocs_in_run, allocs_outside);
+#endif
     if (out != in) free(out);
     free(in);
     dlclose(so);

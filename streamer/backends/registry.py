@@ -90,8 +90,8 @@ def open_backend(spec: str, params: Any, quant: str | None = None, verify: bool 
 
     `params` is FP32 TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own
     mode (fp32 for FP32 params, which a device cannot run). `verify` runs the emulator beside a
-    device (or the native library) and counts frames whose masks differ by even one bit. `policy` bounds how long a
-    device link is waited for (default: LinkPolicy()).
+    device (or the native library) and counts frames whose masks differ by even one bit.
+    `policy` bounds how long a device link is waited for (default: LinkPolicy()).
     """
     from streamer.backends.base import BackendError
 
@@ -101,7 +101,7 @@ def open_backend(spec: str, params: Any, quant: str | None = None, verify: bool 
     if verify:
         if not kind.verifiable:
             raise BackendError(f"--verify compares the firmware's arithmetic with the emulator: use it "
-                               f"with another backend ({backend_names(verifiable_only=True)})")
+                               f"with native or a device backend ({backend_names(verifiable_only=True)})")
         from streamer.backends.verify import VerifyingBackend
 
         return VerifyingBackend.for_device(kind.open(spec, params, quant, policy), params, quant)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from streamer.options import MODEL_HELP, QUANT_HELP
+from streamer.options import MODEL_HELP
+from streamer.quant.modes import QUANTIZED_MODES, modes_text
 
 DESCRIPTION = """\
 Write a LADSPA plugin (a shared object) that denoises mono 16 kHz audio with
@@ -26,8 +27,8 @@ make and ladspa.h (Debian: build-essential ladspa-sdk).
 
 examples:
   streamer plugin --quant mixed -o tdn_mixed.so
-  sox noisy.wav enhanced.wav ladspa ./tdn_mixed.so tdn_denoise_mixed
-  applyplugin noisy.wav enhanced.wav ./tdn_mixed.so tdn_denoise_mixed 100 0
+  sox -D noisy.wav enhanced.wav ladspa -l ./tdn_mixed.so tdn_denoise_mixed
+  applyplugin -s1 noisy.wav enhanced.wav ./tdn_mixed.so tdn_denoise_mixed 100 0
   streamer plugin --model my.tdn --quant fp16 --label my_denoiser -o ~/.ladspa/my.so
 """
 
@@ -35,7 +36,10 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH", help=MODEL_HELP)
     parser.add_argument("--quant", metavar="MODE", required=True,
-                        help=QUANT_HELP.split(" (default")[0] + " (required: the plugin runs one mode)")
+                        help=f"the numeric mode the plugin runs: {modes_text(QUANTIZED_MODES)} (mixed: "
+                             "recurrent layers int8, the rest fp16; int8 and mixed need the "
+                             "calibration the default model carries or a file made by 'streamer "
+                             "quantize')")
     parser.add_argument("-o", "--output", metavar="PLUGIN.so", required=True,
                         help="the plugin file to write (replaced whole if it exists)")
     parser.add_argument("--label", metavar="LABEL",
