@@ -230,3 +230,19 @@ def test_live_processor_runs_the_native_backend():
     # float32 of the same float64 path (rtol: the stream's first samples reach ~50x full scale)
     np.testing.assert_allclose(got[HOP_SAMPLES:], want[:len(got) - HOP_SAMPLES], rtol=1e-6, atol=1e-6)
     assert (processor.cb_info[1:len(played), 3] == ENHANCED).all()
+
+
+def test_eval_backend_native_verifies_every_file(tmp_path, make_wav, streamer_cli):
+    for folder, noise in (("noisy", 0.05), ("clean", 0.0)):
+        (tmp_path / folder).mkdir()
+        for name, seed in (("a.wav", 1), ("b.wav", 2)):
+            make_wav(tmp_path / folder / name, seconds=1.0, seed=seed, noise=noise)
+    report = tmp_path / "r.json"
+    result = streamer_cli("eval", "--noisy", tmp_path / "noisy", "--clean", tmp_path / "clean",
+                          "--backend", "native", "--quant", "int8", "--verify", "--report", report,
+                          cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert data["backend"] == "native"
+    assert data["verify_mismatched_frames"] == 0 and data["frames"] == 2 * 162
+    assert data["files_evaluated"] == 2
