@@ -75,7 +75,11 @@ int main(int argc, char **argv)
     }
     so = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (!so) { fprintf(stderr, "ladspa-run: %s\n", dlerror()); return 1; }
-    entry = (LADSPA_Descriptor_Function)(void (*)(void))dlsym(so, "ladspa_descriptor");
+    {   /* dlsym returns an object pointer; POSIX guarantees it converts, ISO C has no cast */
+        void *sym = dlsym(so, "ladspa_descriptor");
+        if (sizeof sym != sizeof entry) { fprintf(stderr, "ladspa-run: odd pointers\n"); return 1; }
+        memcpy(&entry, &sym, sizeof entry);
+    }
     if (!entry || !(d = entry(0)) || d->PortCount > 16) { fprintf(stderr, "ladspa-run: no descriptor\n"); return 1; }
     f = fopen(argv[2], "rb");
     if (!f) { perror(argv[2]); return 1; }
