@@ -50,7 +50,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="emulator", metavar="NAME", help=backend_help())
     parser.add_argument("--quant", metavar="MODE", help=QUANT_HELP)
     parser.add_argument("--verify", action="store_true",
-                        help="with a device backend: run the emulator beside it and count frames "
+                        help="with a device backend or native: run the emulator beside it and count frames "
                              "whose masks differ by even one bit (report: verify_mismatched_frames)")
     parser.add_argument("--atten-lim-db", type=float, metavar="DB", help=ATTEN_LIM_DB_HELP)
     add_link_options(parser)

@@ -26,6 +26,7 @@ class BackendKind:
     matches: Callable[[str], bool]
     open: Callable[[str, Any, str | None, LinkPolicy | None], Backend]
     device: bool = True  # the network runs on firmware (a link), not in this process
+    verifiable: bool = True  # --verify may run the emulator beside it (not beside itself)
 
 
 def _open_emulator(spec: str, params: Any, quant: str | None, policy: LinkPolicy | None) -> Backend:
@@ -40,13 +41,21 @@ def _open_link(spec: str, params: Any, quant: str | None, policy: LinkPolicy | N
     return open_link(spec, params, quant, policy=policy)
 
 
+def _open_native(spec: str, params: Any, quant: str | None, policy: LinkPolicy | None) -> Backend:
+    from streamer.backends.native import NativeBackend
+
+    return NativeBackend(params, quant=quant)
+
+
 def _named(name: str) -> Callable[[str], bool]:
     return lambda spec: spec == name
 
 
 BACKENDS: tuple[BackendKind, ...] = (
     BackendKind("emulator", "numpy on this host: fp32, or bit-accurate fp16, int8, mixed", _named("emulator"),
-                _open_emulator, device=False),
+                _open_emulator, device=False, verifiable=False),
+    BackendKind("native", "the firmware's C in this process (libtdn, ctypes): fp16, int8, mixed",
+                _named("native"), _open_native, device=False),
     BackendKind("sim", "the firmware's host simulator, started here, over a pseudo-terminal", _named("sim"),
                 _open_link),
     BackendKind("sim-tcp", "the same over a TCP socket on loopback", _named("sim-tcp"), _open_link),
@@ -60,9 +69,9 @@ BACKENDS: tuple[BackendKind, ...] = (
 )
 
 
-def backend_names(devices_only: bool = False) -> str:
-    """'emulator, sim, sim-tcp, ...': the specs, for errors."""
-    return ", ".join(kind.spec for kind in BACKENDS if kind.device or not devices_only)
+def backend_names(verifiable_only: bool = False) -> str:
+    """'emulator, native, sim, ...': the specs, for errors."""
+    return ", ".join(kind.spec for kind in BACKENDS if kind.verifiable or not verifiable_only)
 
 
 def backend_help() -> str:
@@ -81,8 +90,8 @@ def open_backend(spec: str, params: Any, quant: str | None = None, verify: bool 
 
     `params` is FP32 TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own
     mode (fp32 for FP32 params, which a device cannot run). `verify` runs the emulator beside a
-    device and counts frames whose masks differ by even one bit. `policy` bounds how long a
-    device link is waited for (default: LinkPolicy()).
+    device (or the native library) and counts frames whose masks differ by even one bit.
+    `policy` bounds how long a device link is waited for (default: LinkPolicy()).
     """
     from streamer.backends.base import BackendError
 
@@ -90,9 +99,9 @@ def open_backend(spec: str, params: Any, quant: str | None = None, verify: bool 
     if kind is None:
         raise BackendError(f"unknown backend {spec!r}; available: {backend_names()}")
     if verify:
-        if not kind.device:
-            raise BackendError(f"--verify compares a device with the emulator: use it with a device "
-                               f"backend ({backend_names(devices_only=True)})")
+        if not kind.verifiable:
+            raise BackendError(f"--verify compares the firmware's arithmetic with the emulator: use it "
+                               f"with native or a device backend ({backend_names(verifiable_only=True)})")
         from streamer.backends.verify import VerifyingBackend
 
         return VerifyingBackend.for_device(kind.open(spec, params, quant, policy), params, quant)

@@ -79,7 +79,7 @@ class VerifyingBackend(Backend):
 
     @property
     def is_device(self) -> bool:
-        return True
+        return self.device.is_device  # the native library, verified too, is no device
 
     def last_frame(self) -> LastFrame:
         return self.device.last_frame()

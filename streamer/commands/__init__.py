@@ -29,6 +29,8 @@ COMMANDS = {
     "quantize": Command("streamer.commands.quantize",
                         "calibrate an FP32 model on audio and write it fp16, int8 or mixed"),
     "info": Command("streamer.commands.info", "describe a model file"),
+    "plugin": Command("streamer.commands.plugin",
+                      "write a LADSPA plugin running a model in the firmware's arithmetic (C)"),
     "train": Command("streamer.train.recipe", "train a TinyDenoiser (needs the training extras: torch)",
                      "pip install 'streamer[train]'"),
 }

@@ -10,7 +10,12 @@
 #define TDN_BINS 257          /* STFT bins: network input and mask width */
 #define TDN_MAX_HIDDEN 256    /* largest H the frame workspace is sized for */
 #define TDN_MAX_GATES (4 * TDN_MAX_HIDDEN)
-#define TDN_WORKERS 8         /* worker cores of the cluster (hart 0 is the controller) */
+/* worker cores of the cluster (hart 0 is the controller); a build may choose another count
+ * (the host library libtdn builds with 1): every layer is split by whole output rows, so the
+ * results are the same bits whatever the count. */
+#ifndef TDN_WORKERS
+#define TDN_WORKERS 8
+#endif
 
 #define TDN_L1_BYTES 131072u  /* the cluster's tile buffer */
 #define TDN_TILE_BYTES (TDN_L1_BYTES / 2u) /* double buffering: two tiles of 64 kB */
