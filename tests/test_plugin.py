@@ -100,6 +100,22 @@ def test_sox_ladspa_output_is_replays(work, mode):
     assert np.max(np.abs(got - want)) <= 2
 
 
+@pytest.mark.parametrize("mode", QUANTIZED_MODES)
+def test_ffmpeg_ladspa_output_is_replays(work, mode):
+    """The README's ffmpeg line: `latency=1` makes ffmpeg read the latency port, drop that many
+    samples and flush at the end, so the output is aligned with the input and as long."""
+    ffmpeg = require_tool("ffmpeg")
+    out = work / f"ffmpeg_{mode}.wav"
+    result = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(work / "noisy.wav"),
+                             "-af", f"ladspa=file={work / f'tdn_{mode}.so'}:plugin=tdn_denoise_{mode}:"
+                                    f"controls=c0=100|c1=0:latency=1", "-c:a", "pcm_s16le", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    got, want = pcm(out), pcm(work / f"replay_{mode}.wav")
+    assert len(got) == len(want)
+    assert np.max(np.abs(got - want)) <= 2  # ffmpeg's own rounding to 16 bits: 1 LSB here
+
+
 def test_sox_with_explicit_controls_and_the_latency_by_hand(work):
     sox = require_tool("sox")
     out = work / "sox_hand.wav"
