@@ -106,7 +106,8 @@ def test_ffmpeg_ladspa_output_is_replays(work, mode):
     samples and flush at the end, so the output is aligned with the input and as long."""
     ffmpeg = require_tool("ffmpeg")
     out = work / f"ffmpeg_{mode}.wav"
-    result = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(work / "noisy.wav"),
+    result = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+                             "-i", str(work / "noisy.wav"),
                              "-af", f"ladspa=file={work / f'tdn_{mode}.so'}:plugin=tdn_denoise_{mode}:"
                                     f"controls=c0=100|c1=0:latency=1", "-c:a", "pcm_s16le", str(out)],
                             capture_output=True, text=True, timeout=300)
