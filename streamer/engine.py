@@ -82,9 +82,13 @@ class StreamingStft:
             frame = np.fft.irfft(spectrum, FFT_SIZE)[_WINDOW_OFFSET:_WINDOW_OFFSET + FRAME_SAMPLES]
             self._output += frame * self.window
             self._weight += self._window_sq
+        if self._pushes * HOP_SAMPLES <= ALGORITHMIC_LATENCY_SAMPLES:
+            # This hop lies before the stream's first sample: there is no signal there, and
+            # dividing by the tiny edge of one window would make a click of the mask's leakage
+            # (hundreds of times full scale). Silence, as the offline convention has.
+            return np.zeros(HOP_SAMPLES, self.dtype)
         done = self._output[:HOP_SAMPLES]
         weight = self._weight[:HOP_SAMPLES]
-        # Where no window overlaps (stream start) there is no signal yet: emit silence.
         safe = np.where(weight > 1e-10, weight, 1.0)
         return np.where(weight > 1e-10, done / safe, 0.0).astype(self.dtype)
 
