@@ -293,3 +293,17 @@ def test_audio_corpus_refuses_slices(tmp_path) -> None:
     corpus = AudioCorpus([], [], [])
     with pytest.raises(TypeError):
         corpus[0:2]
+
+
+def test_real_noise_share(tmp_path) -> None:
+    _dns(tmp_path / "dns")
+    real = RealSources(speech=load_corpus(tmp_path / "dns" / "clean", tmp_path / "cache"),
+                       noise=load_corpus(tmp_path / "dns" / "noise", tmp_path / "cache"))
+
+    def recorded(share: float) -> int:
+        config = MixtureConfig(segment_seconds=0.25, synthetic_share=0.0, p_real_noise=share)
+        sampler = MixtureSampler([], seed=4, config=config, real=real)
+        return sum("+noise" in sampler.item(i)[2] for i in range(200))
+
+    assert recorded(1.0) == 200 and recorded(0.0) == 0
+    assert 70 <= recorded(0.5) <= 130       # Binomial(200, 0.5): sd 7

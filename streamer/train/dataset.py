@@ -47,6 +47,7 @@ class MixtureConfig:
     # generators (synthetic speech and noise); the rest use the recordings.
     synthetic_share: float = 1.0
     p_rir: float = 0.5           # share of real-source mixtures whose speech goes through a real RIR
+    p_real_noise: float = 1.0    # share of real-source mixtures (with noise recordings) that use them
     # The target of a reverberant mixture keeps the direct path and this much of the early
     # reflections (the DNS-Challenge convention): late reverberation counts as noise.
     early_ms: float = 50.0
@@ -192,7 +193,7 @@ class MixtureSampler:
         if real.rir and rng.random() < cfg.p_rir:
             heard, clean = apply_rir(clean, real.rir[int(rng.integers(len(real.rir)))], cfg.early_ms)
             label += "/rir"
-        if real.noise:
+        if real.noise and rng.random() < cfg.p_real_noise:
             noise, kind = self._noise_recording(rng), "noise"
             if rng.random() < 0.3:
                 second = self._noise_recording(rng) * 10 ** (rng.uniform(-12, 0) / 20)

@@ -242,7 +242,7 @@ def _run(args: argparse.Namespace, world, log) -> int:
 
     config = MixtureConfig(segment_seconds=args.segment, p_speech_eq=args.speech_eq,
                            babble_min_snr=args.babble_min_snr, synthetic_share=share,
-                           p_rir=args.rir_share)
+                           p_rir=args.rir_share, p_real_noise=args.real_noise_share)
     sampler = MixtureSampler(speech, seed=args.seed, config=config, real=real)
     # Held-out mixtures (different item seed) to report a validation loss at checkpoints.
     val_noisy, val_clean = MixtureSampler(speech, seed=args.seed + 7919, config=config,
@@ -291,7 +291,7 @@ def _run(args: argparse.Namespace, world, log) -> int:
         return {
             "recipe": RECIPE_VERSION, "seed": args.seed, "speech_seed": speech_seed, "steps": step,
             "batch": args.batch * world.size, "processes": world.size,
-            "synthetic_share": share,
+            "synthetic_share": share, "real_noise_share": args.real_noise_share if real.noise else None,
             "segment_seconds": args.segment, "peak_lr": args.lr, "val_loss": round(val, 5),
             "suppression_penalty": args.suppression_penalty, "speech_eq": args.speech_eq,
             "babble_min_snr": args.babble_min_snr, "ema": args.ema,

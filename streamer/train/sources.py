@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "without recordings, 0.5 with)")
     group.add_argument("--rir-share", type=float, default=0.5,
                        help="share of real-source mixtures whose speech goes through a --rir")
+    group.add_argument("--real-noise-share", type=float, default=1.0,
+                       help="share of real-speech mixtures that take their noise from the noise "
+                            "recordings (the rest: the synthetic noise generators)")
     group.add_argument("--corpus-cache", type=Path, default=None,
                        help="where converted recordings are cached (default DATA_DIR/recordings)")
 
@@ -94,10 +97,11 @@ def load_sources(args: argparse.Namespace, cache_dir: Path, world: World,
     if args.debian_recordings:
         from streamer.train import debian
 
+        described["debian"] = debian.describe()
         for kind, target in (("speech", speech), ("noise", noise)):
             for root in debian.training_dirs(kind):
                 target.append(tree(root, exclude=debian.held_out))
-        described["debian"] = debian.describe()
+                described[f"debian {kind}:{root}"] = target[-1].describe()
     if len(pairs) > 1:
         raise CorpusError("give --pairs once (several pair trees: put them under one folder)")
     for name, dirs, corpora in (("speech", speech_dirs, speech), ("noise", noise_dirs, noise),
