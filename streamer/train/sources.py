@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from streamer.train.corpus import AudioCorpus, CorpusError, load_corpus, load_pairs
-from streamer.train.dataset import RealSources
 from streamer.train.distributed import World
+
+if TYPE_CHECKING:
+    from streamer.train.dataset import RealSources
 
 
 class Concatenated(Sequence):
@@ -50,15 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--debian-recordings", action="store_true",
                        help="the installed Debian sound packages' recordings, less the files held "
                             "out for validation (see docs/training.md)")
-    group.add_argument("--synthetic-share", type=float, default=None,
+    group.add_argument("--synthetic-share", type=float, default=None, metavar="F",
                        help="share of items made only from the synthetic generators (default 1 "
                             "without recordings, 0.5 with)")
-    group.add_argument("--rir-share", type=float, default=0.5,
+    group.add_argument("--rir-share", type=float, default=0.5, metavar="F",
                        help="share of real-source mixtures whose speech goes through a --rir")
-    group.add_argument("--real-noise-share", type=float, default=1.0,
+    group.add_argument("--real-noise-share", type=float, default=1.0, metavar="F",
                        help="share of real-speech mixtures that take their noise from the noise "
                             "recordings (the rest: the synthetic noise generators)")
-    group.add_argument("--corpus-cache", type=Path, default=None,
+    group.add_argument("--corpus-cache", type=Path, default=None, metavar="DIR",
                        help="where converted recordings are cached (default DATA_DIR/recordings)")
 
 
@@ -79,6 +82,8 @@ def load_sources(args: argparse.Namespace, cache_dir: Path, world: World,
     Returns the sources and a description of each for the log and the model's metadata.
     Raises CorpusError for a missing folder or one without any usable file.
     """
+    from streamer.train.dataset import RealSources  # torch: imported only to train
+
     say = log if world.main else (lambda _line: None)
 
     def tree(root: Path, exclude=None) -> AudioCorpus:
