@@ -20,10 +20,11 @@ from test_train_corpus import _dns
 STEPS = 6
 
 
-def _train(tmp_path: Path, name: str, processes: int, batch: int) -> tuple[Path, str]:
+def _train(tmp_path: Path, name: str, processes: int, batch: int,
+           limit: tuple[str, str] = ("--steps", str(STEPS))) -> tuple[Path, str]:
     out = tmp_path / f"{name}.tdn"
     recipe = ["-m", "streamer.train.recipe", "--out", str(out), "--hidden", "128",
-              "--steps", str(STEPS), "--batch", str(batch), "--segment", "0.5", "--threads", "1",
+              *limit, "--batch", str(batch), "--segment", "0.5", "--threads", "1",
               "--lr", "0.2", "--data-dir", str(tmp_path / "data"),
               "--speech", str(tmp_path / "dns" / "clean"), "--noise", str(tmp_path / "dns" / "noise"),
               "--synthetic-share", "0", "--log-every", "1", "--checkpoint-minutes", "0",
@@ -73,3 +74,16 @@ def test_two_processes_match_one(tmp_path) -> None:
         np.testing.assert_allclose(a[name], b[name], atol=2e-5, err_msg=name)
     moved = max(float(np.max(np.abs(b[n] - load_model(tmp_path / "one-step1.tdn").tensors[n]))) for n in b)
     assert moved > 1e-3                                # training changed the weights
+
+
+def test_a_wall_clock_budget_stops_every_rank(tmp_path) -> None:
+    """Rank 0's clock decides for all: a rank that stopped alone would leave the other
+    waiting in a collective until the subprocess timeout."""
+    pytest.importorskip("torch")
+    from streamer.model import load_model
+
+    _dns(tmp_path / "dns")
+    out, log = _train(tmp_path, "budget", processes=2, batch=2, limit=("--minutes", "0.03"))
+    steps = load_model(out).metadata["steps"]
+    assert steps >= 1 and f"done: {steps} steps" in log
+    assert log.count("checkpoint: step") == steps      # --checkpoint-minutes 0: every step
