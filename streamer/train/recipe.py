@@ -225,15 +225,19 @@ def _run(args: argparse.Namespace, world, log) -> int:
     # The synthetic corpus is needed for synthetic items, and as the speech of real-noise
     # mixtures when no real speech is given.
     if share > 0 or not (real.speech or real.pairs):
-        try:
-            # Rank 0 synthesises (or finds the cache); the others then read its cache.
-            if not world.main:
-                world.barrier()
-            speech = build_corpus(data_dir, args.utterances, speech_seed, threads=args.threads, log=log)
-            if world.main:
-                world.barrier()
-        except SynthesisError as exc:
-            log(f"error: {exc}")
+        # Rank 0 synthesises (or finds the cache); the others then read its cache. The barrier
+        # is passed on failure too, so every rank meets the error instead of waiting for it.
+        failure = None
+        for turn in ("main", "others"):
+            if (turn == "main") == world.main:
+                try:
+                    speech = build_corpus(data_dir, args.utterances, speech_seed, threads=args.threads,
+                                          log=log)
+                except SynthesisError as exc:
+                    failure = exc
+            world.barrier()
+        if failure is not None:
+            log(f"error: {failure}")
             return 2
         hours = sum(len(s) for s in speech) / 16000 / 3600
         log(f"speech: {len(speech)} utterances, {hours:.2f} h, ready in {time.time() - t0:.0f} s")
