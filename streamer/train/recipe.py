@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ema", type=float, default=None, metavar="DECAY",
                         help="write an exponential moving average of the weights (e.g. 0.999) "
                              "instead of the last step's weights; validation loss is the average's")
+    from streamer.train import sources
+
+    sources.add_arguments(parser)
 
 
 def _learning_rate(peak: float, progress: float, step: int, warmup: int = 200) -> float:
@@ -139,16 +142,19 @@ def enhancement_loss(mask, noisy_spec, clean_spec, noisy_wave, suppression_penal
 class _Prefetcher:
     """Builds the next batches in a background thread (numpy FFTs release the GIL)."""
 
-    def __init__(self, sampler, batch: int, start_step: int, depth: int = 3) -> None:
+    def __init__(self, sampler, batch: int, start_step: int, depth: int = 3,
+                 rank: int = 0, world: int = 1) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(sampler, batch, start_step),
+        self._thread = threading.Thread(target=self._run, args=(sampler, batch, start_step, rank, world),
                                         daemon=True)
         self._thread.start()
 
-    def _run(self, sampler, batch: int, step: int) -> None:
+    def _run(self, sampler, batch: int, step: int, rank: int, world: int) -> None:
         while not self._stop.is_set():
-            item = sampler.batch(range(step * batch, (step + 1) * batch))
+            # Rank r of N takes the r-th of the N batches one process with batch N*B would take.
+            first = (step * world + rank) * batch
+            item = sampler.batch(range(first, first + batch))
             while not self._stop.is_set():
                 try:
                     self._queue.put(item, timeout=0.5)
@@ -165,7 +171,20 @@ class _Prefetcher:
 
 
 def run(args: argparse.Namespace, log=print) -> int:
-    """Train one model as `args` says and write it to `args.out`. Returns a process exit code."""
+    """Train one model as `args` says and write it to `args.out`. Returns a process exit code.
+
+    Under torchrun, every rank runs this; see `streamer.train.distributed`.
+    """
+    from streamer.train import distributed
+
+    world = distributed.setup()
+    try:
+        return _run(args, world, log if world.main else (lambda _line: None))
+    finally:
+        world.close()
+
+
+def _run(args: argparse.Namespace, world, log) -> int:
     # Spinning OpenMP workers collapse throughput on a shared or oversubscribed CPU (measured
     # 4x slower LSTM steps); passive waiting costs little when the machine is idle.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -177,7 +196,9 @@ def run(args: argparse.Namespace, log=print) -> int:
     from streamer.model import load_native
     from streamer.model.fileformat import save_model
     from streamer.model.torch_model import TinyDenoiser
-    from streamer.train.dataset import MixtureConfig, MixtureSampler, torch_stft
+    from streamer.train import sources
+    from streamer.train.corpus import CorpusError
+    from streamer.train.dataset import MixtureConfig, MixtureSampler, RealSources, torch_stft
     from streamer.train.speech import SynthesisError, build_corpus
 
     minutes = args.minutes if args.minutes is not None else (None if args.steps else 30.0)
@@ -187,20 +208,49 @@ def run(args: argparse.Namespace, log=print) -> int:
     torch.manual_seed(args.seed)
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     t0 = time.time()
-    try:
-        speech_seed = args.seed if args.speech_seed is None else args.speech_seed
-        speech = build_corpus(data_dir, args.utterances, speech_seed, threads=args.threads, log=log)
-    except SynthesisError as exc:
-        log(f"error: {exc}")
+    share = sources.synthetic_share(args)
+    if not 0.0 <= share <= 1.0:
+        log(f"error: --synthetic-share must be in [0, 1], not {share}")
         return 2
-    hours = sum(len(s) for s in speech) / 16000 / 3600
-    log(f"speech: {len(speech)} utterances, {hours:.2f} h, ready in {time.time() - t0:.0f} s")
+    real, described = RealSources(), {}
+    if sources.wants_recordings(args):
+        cache_dir = args.corpus_cache or data_dir / "recordings"
+        try:
+            real, described = sources.load_sources(args, Path(cache_dir), world, log)
+        except CorpusError as exc:
+            log(f"error: {exc}")
+            return 2
+    speech_seed = args.seed if args.speech_seed is None else args.speech_seed
+    speech: list = []
+    # The synthetic corpus is needed for synthetic items, and as the speech of real-noise
+    # mixtures when no real speech is given.
+    if share > 0 or not (real.speech or real.pairs):
+        # Rank 0 synthesises (or finds the cache); the others then read its cache. The barrier
+        # is passed on failure too, so every rank meets the error instead of waiting for it.
+        failure = None
+        for turn in ("main", "others"):
+            if (turn == "main") == world.main:
+                try:
+                    speech = build_corpus(data_dir, args.utterances, speech_seed, threads=args.threads,
+                                          log=log)
+                except SynthesisError as exc:
+                    failure = exc
+            world.barrier()
+        if failure is not None:
+            log(f"error: {failure}")
+            return 2
+        hours = sum(len(s) for s in speech) / 16000 / 3600
+        log(f"speech: {len(speech)} utterances, {hours:.2f} h, ready in {time.time() - t0:.0f} s")
+    else:
+        hours = 0.0
 
     config = MixtureConfig(segment_seconds=args.segment, p_speech_eq=args.speech_eq,
-                           babble_min_snr=args.babble_min_snr)
-    sampler = MixtureSampler(speech, seed=args.seed, config=config)
+                           babble_min_snr=args.babble_min_snr, synthetic_share=share,
+                           p_rir=args.rir_share, p_real_noise=args.real_noise_share)
+    sampler = MixtureSampler(speech, seed=args.seed, config=config, real=real)
     # Held-out mixtures (different item seed) to report a validation loss at checkpoints.
-    val_noisy, val_clean = MixtureSampler(speech, seed=args.seed + 7919, config=config).batch(range(32))
+    val_noisy, val_clean = MixtureSampler(speech, seed=args.seed + 7919, config=config,
+                                          real=real).batch(range(32))
 
     if args.init:
         model = TinyDenoiser.from_params(load_native(args.init))
@@ -210,6 +260,11 @@ def run(args: argparse.Namespace, log=print) -> int:
     else:
         # Magnitudes of speech at everyday levels are O(0.1..10); 0.5 keeps fc0's start sane.
         model = TinyDenoiser(args.cell, args.hidden, input_scale=0.5)
+    model.to(world.device)
+    trained = model
+    if world.size > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[world.local_rank] if world.backend == "nccl" else None)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     average = WeightAverage(model, args.ema) if args.ema else None
 
@@ -220,50 +275,63 @@ def run(args: argparse.Namespace, log=print) -> int:
         net = written()
         net.eval()
         with torch.no_grad():
-            xs, ss = torch_stft(val_noisy), torch_stft(val_clean)
+            noisy = val_noisy.to(world.device)
+            xs, ss = torch_stft(noisy), torch_stft(val_clean.to(world.device))
             mask, _ = net(xs.abs())
-            loss, _ = enhancement_loss(mask, xs, ss, val_noisy, args.suppression_penalty)
+            loss, _ = enhancement_loss(mask, xs, ss, noisy, args.suppression_penalty)
         net.train()
         return float(loss)
+
+    def data_description() -> str:
+        parts = []
+        if speech:
+            parts.append(f"{share:.0%} synthetic: {len(speech)} synthetic utterances ({hours:.2f} h: "
+                         f"flite awb/rms/slt, festival, espeak-ng) + synthetic noise")
+        parts += [f"{key}: {text}" for key, text in described.items()]
+        return (f"{'; '.join(parts)}; SNR {config.snr_db[0]:g}..{config.snr_db[1]:g} dB, speech "
+                f"{config.level_dbfs[0]:g}..{config.level_dbfs[1]:g} dBFS")
 
     def metadata(step: int, val: float) -> dict:
         return {
             "recipe": RECIPE_VERSION, "seed": args.seed, "speech_seed": speech_seed, "steps": step,
-            "batch": args.batch,
+            "batch": args.batch * world.size, "processes": world.size,
+            "synthetic_share": share, "real_noise_share": args.real_noise_share if real.noise else None,
             "segment_seconds": args.segment, "peak_lr": args.lr, "val_loss": round(val, 5),
             "suppression_penalty": args.suppression_penalty, "speech_eq": args.speech_eq,
             "babble_min_snr": args.babble_min_snr, "ema": args.ema,
             "init": str(args.init) if args.init else None,
-            "data": (f"{len(speech)} synthetic utterances ({hours:.2f} h: flite awb/rms/slt, "
-                     f"festival, espeak-ng) + synthetic noise, SNR {config.snr_db[0]:g}.."
-                     f"{config.snr_db[1]:g} dB, speech {config.level_dbfs[0]:g}.."
-                     f"{config.level_dbfs[1]:g} dBFS"),
+            "data": data_description(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "train_seconds": round(time.time() - start, 1), "torch": torch.__version__,
         }
 
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if world.main:
+        out.parent.mkdir(parents=True, exist_ok=True)
     budget = None if minutes is None else minutes * 60.0
-    prefetch = _Prefetcher(sampler, args.batch, 0)
+    prefetch = _Prefetcher(sampler, args.batch, 0, rank=world.rank, world=world.size)
     start = last_ckpt = time.time()
     step, running = 0, None
     limits = ([f"{args.steps} steps"] if args.steps else []) + ([f"{minutes:g} min"] if budget else [])
-    log(f"training {model.cell.upper()} H={model.hidden}: batch {args.batch} x {args.segment:g} s, "
-        f"{' / '.join(limits)}")
+    ranks = f" on {world.size} processes ({world.backend})" if world.size > 1 else ""
+    log(f"training {model.cell.upper()} H={model.hidden}: batch {args.batch * world.size} x "
+        f"{args.segment:g} s{ranks}, {' / '.join(limits)}")
     try:
         while True:
             elapsed = time.time() - start
-            if args.steps is not None and step >= args.steps:
-                break
-            if budget is not None and elapsed >= budget:
-                break
+            # Rank 0's clock decides for everyone, so no rank waits for a step that never comes.
+            checkpoint_due = time.time() - last_ckpt > args.checkpoint_minutes * 60
+            stop = (args.steps is not None and step >= args.steps) or (
+                budget is not None and elapsed >= budget)
             progress = step / args.steps if args.steps else elapsed / budget
+            stop, progress, checkpoint_due = world.from_main([float(stop), progress, float(checkpoint_due)])
+            if stop:
+                break
             for group in optimiser.param_groups:
                 group["lr"] = _learning_rate(args.lr, progress, step)
-            noisy, clean = prefetch.get()
+            noisy, clean = (t.to(world.device) for t in prefetch.get())
             xs, ss = torch_stft(noisy), torch_stft(clean)
-            mask, _ = model(xs.abs())
+            mask, _ = trained(xs.abs())
             loss, parts = enhancement_loss(mask, xs, ss, noisy, args.suppression_penalty)
             optimiser.zero_grad()
             loss.backward()
@@ -272,13 +340,13 @@ def run(args: argparse.Namespace, log=print) -> int:
             if average:
                 average.update(model)
             step += 1
-            value = float(loss.detach())
+            value = world.mean(float(loss.detach()))  # the loss of the whole (all ranks') batch
             running = value if running is None else 0.98 * running + 0.02 * value
             if step % args.log_every == 0 or step == 1:
                 log(f"step {step:6d}  loss {value:.4f} (avg {running:.4f}, mag {parts['mag']:.4f}, "
                     f"mask {parts['mask']:.4f})  lr {optimiser.param_groups[0]['lr']:.2e}  "
                     f"elapsed {time.time() - start:7.1f} s")
-            if time.time() - last_ckpt > args.checkpoint_minutes * 60:
+            if checkpoint_due and world.main:
                 val = evaluate()
                 params = written().to_params(metadata(step, val))
                 save_model(params, out)
@@ -291,6 +359,8 @@ def run(args: argparse.Namespace, log=print) -> int:
                 last_ckpt = time.time()
     finally:
         prefetch.close()
+    if not world.main:
+        return 0
     val = evaluate()
     params = written().to_params(metadata(step, val))
     save_model(params, out)
