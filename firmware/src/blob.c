@@ -3,7 +3,8 @@
  * tdn_model_parse walks the layout model.py and link/blob.py share (each array 4-byte
  * aligned, in the order fc0, rnn1, rnn2, fc1, fc2), checks sizes, scales and binary16 biases,
  * and points each layer's segments into the blob where it lies (the memory level it was
- * placed in); nothing is copied. tdn_blob_size gives the size the placement decides on.
+ * uploaded to); nothing is copied. tdn_blob_size gives its size; tdn_model_shape the layers'
+ * tiling alone (plan.c plans from it).
  */
 #include <string.h>
 
@@ -89,6 +90,15 @@ uint32_t tdn_blob_size(unsigned mode, unsigned cell, unsigned hidden)
     if (mode < TDN_MODE_FP16 || mode > TDN_MODE_MIXED || cell > TDN_CELL_GRU) return 0;
     if (hidden == 0 || hidden > TDN_MAX_HIDDEN) return 0;
     return layout(mode, cell, hidden, NULL, NULL);
+}
+
+int tdn_model_shape(unsigned mode, unsigned cell, unsigned hidden, tdn_layer *layers)
+{
+    if (tdn_blob_size(mode, cell, hidden) == 0) return TDN_E_UNSUPPORTED;
+    layout(mode, cell, hidden, NULL, layers);
+    for (unsigned li = 0; li < TDN_LAYERS; li++)
+        if (layers[li].rows_per_tile == 0) return TDN_E_UNSUPPORTED;
+    return TDN_OK;
 }
 
 static int scale_ok(float s) { return s > 0.0f && s < 3.0e38f && (1.0f / s) < 3.0e38f; }

@@ -65,7 +65,7 @@ int main(int argc, char **argv)
     if (size <= 0 || (unsigned long)size > cap) { fprintf(stderr, "tdn-run: model too large\n"); return 1; }
     if (fread(stage, 1, (size_t)size, fb) != (size_t)size) { fprintf(stderr, "tdn-run: short read\n"); return 1; }
     fclose(fb);
-    rc = tdn_ctl_install(&ctl, (uint32_t)size, &why);
+    rc = tdn_ctl_install(&ctl, (uint32_t)size, TDN_PLACE_AUTO, &why);
     if (rc != TDN_OK) { fprintf(stderr, "tdn-run: model rejected (error %d): %s\n", rc, why); return 3; }
     fi = fopen(argv[2], "rb");
     fo = fopen(argv[3], "wb");
