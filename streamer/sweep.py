@@ -49,7 +49,7 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
           target: str | Path | None = None, voltages: str | Sequence[float] | None = None,
           baud: int | None = None, noisy: str | Path | None = None, clean: str | Path | None = None,
           jobs: int | None = None, say: Say | None = None, batch: int | None = None,
-          cluster: str | None = None) -> dict[str, Any]:
+          cluster: str | None = None, placement: str = "auto") -> dict[str, Any]:
     """The sweep report: per mode, operating points and model facts; then the paper's ratios.
 
     Folders of pairs are scored per mode as `evaluate` does, with its `jobs`, `batch` and
@@ -57,7 +57,7 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
     from streamer.backends.link import device_model
     from streamer.replay import ReplayError, load
 
-    spec = TimingSpec.load(target, voltages, baud)
+    spec = TimingSpec.load(target, voltages, baud, placement)
     if (noisy is None) != (clean is None):
         raise ReplayError("give both --noisy and --clean (two files, or two folders of pairs) to "
                           "score each mode, or neither")
@@ -65,7 +65,7 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
     results: dict[str, Any] = {}
     for mode in modes:
         qmodel = device_model(loaded.params, mode)  # int8/mixed need the model's calibration
-        work = model_work(qmodel, spec.target)
+        work = model_work(qmodel, spec.target, placement)
         cycles = [frame_cycles(work, spec.target, p.freq_hz).total for p in spec.points]
         record = TargetRecord(spec.target, spec.points, [cycles], work.level,
                               work.counters().l1_bytes_from, link_seconds(baud, spec.target.workers), 0,
@@ -78,7 +78,7 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
             if say:
                 say(f"scoring {mode} on {noisy}")
             scored = _score(loaded, mode, target, [p.voltage for p in spec.points], noisy, clean, jobs,
-                            batch, cluster)
+                            batch, cluster, placement)
             entry.update(pesq_wb=scored.get("pesq_wb"), stoi=scored.get("stoi"),
                          frames_scored=scored.get("frames"))
             # per-frame deadline counts over the audio (the same cycles on every frame)
@@ -88,22 +88,26 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
     from streamer.report import run_header
 
     report = run_header("sweep", loaded.info(), "cost model", None, {})
-    report.update({"target": spec.target.source, "voltages": [p.voltage for p in spec.points],
+    report.update({"target": spec.target.source, "placement": placement,
+                   "voltages": [p.voltage for p in spec.points],
                    "link_baud": baud, "modes": results, "ratios": ratios(results)})
     return report
 
 
 def _score(loaded, mode: str, target, voltages: list[float], noisy, clean, jobs, batch=None,
-           cluster=None) -> dict[str, Any]:
+           cluster=None, placement: str = "auto") -> dict[str, Any]:
     from streamer.evaluate import evaluate
-    from streamer.replay import replay
+    from streamer.replay import ReplayError, replay
     from streamer.report import eval_report, replay_report
 
     if Path(noisy).is_dir():
+        if placement != "auto":
+            raise ReplayError("--placement with --noisy/--clean folders: score a file pair, or sweep "
+                              "without scoring")
         return eval_report(evaluate(noisy, clean, model=loaded, quant=mode, jobs=jobs, target=target,
                                     voltages=voltages, batch=batch, cluster=cluster))
     return replay_report(replay(noisy, clean=clean, model=loaded, quant=mode, write_output=False,
-                                target=target, voltages=voltages))
+                                target=target, voltages=voltages, placement=placement))
 
 
 def _row(entry: dict[str, Any], voltage: float) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 DEFAULT_TARGET = Path(__file__).resolve().parent.parent / "calibration" / "targets" / "gap9.toml"
 MEMORY_LEVELS = ("L2", "MRAM", "L3")
+PLACEMENTS = ("auto", *MEMORY_LEVELS)  # `--placement`: the planner, or the whole blob in one level
 
 
 class TargetError(ValueError):

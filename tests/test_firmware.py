@@ -181,8 +181,15 @@ def expected_macs(model) -> dict[str, int]:
     return macs
 
 
-def expected_level(size: int) -> int:
-    return 0 if size <= L2_WEIGHTS else 1 if size <= MRAM else 2
+def expected_plan(model) -> tuple[int, tuple[int, int, int]]:
+    """MODEL_END's level code (3: split) and the bytes per level of the placement planner."""
+    from streamer.costmodel import firmware_work
+    from streamer.target import read_target
+
+    work = firmware_work(model.mode, model.cell, model.hidden, read_target())
+    by_level = work.counters().l1_bytes_from
+    used = [lv for lv, n in enumerate(by_level) if n]
+    return (used[0] if len(used) == 1 else 3), by_level
 
 
 # --- binary16 and the blob ------------------------------------------------------------------
@@ -266,15 +273,15 @@ def test_bit_exact_random_model(firmware, tmp_path, mode, cell, hidden):
     assert len({m.tobytes() for m in golden}) > 40, "masks should vary from frame to frame"
 
     # what the counters must say: every MAC of the contract, each weight byte copied into L1
-    # once per frame from the level the blob fits, five forks (one per layer)
+    # once per frame from the levels the planner put it in, five forks (one per layer)
     arrays, total = blob_layout(model)
-    level = expected_level(total)
+    level, by_level = expected_plan(model)
     assert counters[0].split()[:2] == ["level", str(level)]
     macs = expected_macs(model)
     for line in counters[1:]:
         ticks, int8, fp16, from_l2, from_mram, from_l3, dma, forks, waits = map(int, line.split())
         assert (int8, fp16) == (macs["int8"], macs["fp16"])
-        assert [from_l2, from_mram, from_l3][level] == sum(a.nbytes for a in arrays)
+        assert (from_l2, from_mram, from_l3) == by_level
         assert sum([from_l2, from_mram, from_l3]) == sum(a.nbytes for a in arrays)
         assert forks == 5 and dma > 5 and waits % WORKERS == 0
 
@@ -452,7 +459,8 @@ def test_simulator_over_tcp(firmware):
 
         kind, data = upload(link, blob)
         assert kind == 0x84
-        assert struct.unpack("<BBHIB", data[:9]) == (3, 0, 256, len(blob), expected_level(len(blob)))
+        level, by_level = expected_plan(model)
+        assert struct.unpack("<BBHIB", data[:9]) == (3, 0, 256, len(blob), level)
 
         golden = golden_masks(model, frames)
         for i, frame in enumerate(frames):
@@ -470,7 +478,7 @@ def test_simulator_over_tcp(firmware):
             assert (sum(int8), sum(fp16)) == (macs["int8"], macs["fp16"])
             assert min(int8) > 0 and min(fp16) > 0, "every worker computes"
             weight_bytes = sum(a.nbytes for a in blob_layout(model)[0])
-            assert [l2b, mramb, l3b][expected_level(len(blob))] == weight_bytes
+            assert (l2b, mramb, l3b) == by_level and sum(by_level) == weight_bytes
             assert struct.unpack_from(f"<{n + 1}Q", counters, 8 + 8 * n + 24) == (0,) * (n + 1)
 
         # RESET restarts the recurrent state: frame 0 again gives the first mask

@@ -134,8 +134,9 @@ def test_python_and_firmware_plan_alike_on_many_sizes(tools, mode, cell, hidden)
 def test_a_forced_level_takes_a_blob_of_exactly_its_size(tools):
     memory = read_target().memory
     for code, cap in ((1, memory.l2_weight_bytes), (2, memory.mram_bytes), (3, memory.l3_bytes)):
-        out = subprocess.run([str(tools / "tdn-edge"), "place", str(code), str(cap - 1), str(cap), str(cap + 1)],
-                             capture_output=True, text=True, timeout=30)
+        sizes = [str(cap - 1), str(cap), str(cap + 1)]
+        out = subprocess.run([str(tools / "tdn-edge"), "place", str(code), *sizes], capture_output=True,
+                             text=True, timeout=30)
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines()[1:] == [f"{cap - 1} 1", f"{cap} 1", f"{cap + 1} 0"]
 

@@ -8,6 +8,7 @@ import sys
 from streamer.commands.common import say
 from streamer.options import (
     MODEL_HELP,
+    add_placement_option,
     add_target_options,
     positive_int,
 )
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quants", metavar="MODES", help="numeric modes, comma-separated "
                        f"(default: {','.join(QUANTIZED_MODES)})")
     add_target_options(parser)
+    add_placement_option(parser)
     parser.add_argument("--baud", type=positive_int, metavar="BAUD",
                        help="add the link time per frame of a serial device at this baud rate")
     parser.add_argument("--noisy", metavar="PATH", help="noisy file or folder: with --clean, score "
@@ -73,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                         "clean": None if args.clean is None else Path(args.clean)})
     report = sweep(args.model, modes=parse_modes(args.quants), target=args.target,
                    voltages=args.voltages, baud=args.baud, noisy=args.noisy, clean=args.clean,
-                   jobs=args.jobs, say=say, batch=args.batch, cluster=args.cluster)
+                   jobs=args.jobs, say=say, batch=args.batch, cluster=args.cluster,
+                   placement=args.placement)
     # Wide enough for every column when the output is a file or a pipe.
     Console(width=None if sys.stdout.isatty() else 150).print(sweep_table(report))
     hint = quality_hint(report)

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streamer.target import MEMORY_LEVELS
+from streamer.target import MEMORY_LEVELS, PLACEMENTS
 
-PLACEMENTS = ("auto", *MEMORY_LEVELS)  # `--placement`: the planner, or the whole blob in one level
+__all__ = ["PLACEMENTS", "Cuts", "LayerShape", "layer_bytes_by_level", "levels_used", "plan_cuts",
+           "tile_rows_by_level"]
 
 
 @dataclass(frozen=True)
