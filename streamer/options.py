@@ -91,8 +91,9 @@ TARGET_HELP = ("target description (TOML) for the cost model: cores, SIMD widths
 
 
 PLACEMENT_HELP = ("where the weights live on the target: 'auto' (default) plans each tile's rows over "
-                  "L2, then MRAM, then L3 (docs/cost-model.md, Placement); 'L2', 'MRAM' or 'L3' puts "
-                  "the whole blob in that level, as before the planner (an error if it does not fit)")
+                  "L2, then MRAM, then L3 (docs/cost-model.md, Placement); 'whole' puts the whole blob "
+                  "in the first level it fits, as before the planner; 'L2', 'MRAM' or 'L3' the whole "
+                  "blob in that level (an error if it does not fit)")
 
 
 def add_placement_option(parser: argparse.ArgumentParser) -> None:

@@ -49,11 +49,12 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
           target: str | Path | None = None, voltages: str | Sequence[float] | None = None,
           baud: int | None = None, noisy: str | Path | None = None, clean: str | Path | None = None,
           jobs: int | None = None, say: Say | None = None, batch: int | None = None,
-          cluster: str | None = None, placement: str = "auto") -> dict[str, Any]:
+          cluster: str | None = None, placement: str = "auto", compare: str | None = None) -> dict[str, Any]:
     """The sweep report: per mode, operating points and model facts; then the paper's ratios.
 
     Folders of pairs are scored per mode as `evaluate` does, with its `jobs`, `batch` and
-    `cluster` (a Ray cluster's workers take each mode's files)."""
+    `cluster` (a Ray cluster's workers take each mode's files). `compare`: a second placement
+    costed beside it (no scoring), in `report["compare"]`."""
     from streamer.backends.link import device_model
     from streamer.replay import ReplayError, load
 
@@ -91,6 +92,9 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
     report.update({"target": spec.target.source, "placement": placement,
                    "voltages": [p.voltage for p in spec.points],
                    "link_baud": baud, "modes": results, "ratios": ratios(results)})
+    if compare is not None:
+        other = sweep(model, modes=modes, target=target, voltages=voltages, baud=baud, placement=compare)
+        report["compare"] = {"placement": compare, "modes": other["modes"], "ratios": other["ratios"]}
     return report
 
 
@@ -173,7 +177,8 @@ def sweep_table(report: dict[str, Any]) -> Any:
 
     scored = _scored(report)
     table = Table(title=f"{report['model']['path']}: {report['model']['description']}; target "
-                        f"{Path(report['target']).name}, deadline {report['deadline_ms']:g} ms",
+                        f"{Path(report['target']).name}, deadline {report['deadline_ms']:g} ms, "
+                        f"--placement {report.get('placement', 'auto')}",
                   caption="x ideal: modelled cycles / (MACs / (cores x peak MACs per cycle)) for the mode"
                   + ("" if scored else "; every frame costs the same cycles on this firmware"))
     for name in ("mode", "V", "MHz", "cycles", "ms p99", "slack ms", "misses" if scored else "meets",
@@ -231,14 +236,24 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def compare_table(report: dict[str, Any]) -> Any:
+    """The compared placement's rows, as `sweep_table` draws them (None without --compare-placement)."""
+    other = report.get("compare")
+    if not other:
+        return None
+    return sweep_table({**report, "placement": other["placement"], "modes": other["modes"]})
+
+
 def plot(report: dict[str, Any], path: str | Path) -> Path:
-    """PNG: latency and power against voltage, one line per mode, the deadline drawn."""
+    """PNG: latency and power against voltage, one line per mode, the deadline drawn; the
+    compared placement's lines dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_lat, ax_pow) = plt.subplots(1, 2, figsize=(11, 4.2))
+    other = (report.get("compare") or {}).get("modes", {})
     for mode, entry in report["modes"].items():
         rows = entry["operating_points"]
         volts = [r["voltage"] for r in rows]
@@ -247,7 +262,16 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
         line, = ax_lat.plot(volts, [r["latency_ms_p99"] for r in rows], marker="o", label=label)
         ax_pow.plot(volts, [r["power_mw"] for r in rows], marker="o", color=line.get_color(),
                     label=f"{mode} average")
-        for r in rows:
+        drawn = [rows]
+        if mode in other:
+            before = other[mode]["operating_points"]
+            ax_lat.plot([r["voltage"] for r in before], [r["latency_ms_p99"] for r in before], ls="--",
+                        marker=".", color=line.get_color(),
+                        label=f"{mode}, whole blob in {other[mode]['target']['weights_memory']}")
+            ax_pow.plot([r["voltage"] for r in before], [r["power_mw"] for r in before], ls="--",
+                        marker=".", color=line.get_color())
+            drawn.append(before)
+        for r in (r for rows_ in drawn for r in rows_):
             if not r["meets_deadline"]:
                 ax_lat.plot([r["voltage"]], [r["latency_ms_p99"]], "x", color="red", ms=9)
     if report["modes"]:
@@ -261,7 +285,8 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     ax_lat.set_ylim(bottom=0)
     ax_lat.legend(fontsize=8)
     ax_pow.set(xlabel="supply voltage (V)", ylabel="power (mW)",
-               title="average power over the 6.25 ms hop (dotted: active)")
+               title="average power over the 6.25 ms hop\n(dotted: active power"
+               + (f"; dashed: --placement {report['compare']['placement']})" if other else ")"))
     ax_pow.set_ylim(bottom=0)
     ax_pow.legend(fontsize=8)
     model = report["model"]

@@ -14,7 +14,9 @@ from typing import Any
 
 DEFAULT_TARGET = Path(__file__).resolve().parent.parent / "calibration" / "targets" / "gap9.toml"
 MEMORY_LEVELS = ("L2", "MRAM", "L3")
-PLACEMENTS = ("auto", *MEMORY_LEVELS)  # `--placement`: the planner, or the whole blob in one level
+# `--placement`: the planner; the whole blob in the first level it fits (the rule before the
+# planner); or the whole blob in the level named
+PLACEMENTS = ("auto", "whole", *MEMORY_LEVELS)
 
 
 class TargetError(ValueError):

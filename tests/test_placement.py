@@ -228,3 +228,16 @@ def test_a_split_model_is_bit_exact_on_the_simulator(tools, tmp_path, make_wav):
     info = data["backend_info"]
     assert info["model"]["weights_level"] == "L2+MRAM"
     assert data["verify_mismatched_frames"] == 0 and info["frames_answered"] > 150
+
+
+def test_info_prints_the_plan():
+    run = subprocess.run([sys.executable, "-m", "streamer", "info", "--quant", "mixed", "--json"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    work = firmware_work("mixed", data["cell"], data["hidden"], read_target())
+    assert data["placement"]["mixed"]["layers"] == work.bytes_by_layer()
+    assert data["placement"]["mixed"]["weights_memory"] == work.level
+    text = subprocess.run([sys.executable, "-m", "streamer", "info", "--quant", "fp16", "--placement", "L2"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO).stdout
+    assert "does not fit L2" in text

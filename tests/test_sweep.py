@@ -225,3 +225,19 @@ def test_live_accepts_voltages_and_reports_operating_points(tmp_path):
     with open_backend("emulator", params) as backend:  # fp32: no target
         timing, note = target_observer(spec, backend)
     assert timing is None and "fp32" in TargetNote(note).report_fields()["target_note"]
+
+
+def test_sweep_compares_placements(tmp_path):
+    """`--compare-placement whole` costs the modes as before the planner beside the plan."""
+    pytest.importorskip("matplotlib")
+    from streamer.sweep import compare_table, plot, sweep
+
+    report = sweep(model_file(tmp_path, "lstm", 256), modes=("mixed",), voltages="0.65,0.8", compare="whole")
+    planned, whole = report["modes"]["mixed"], report["compare"]["modes"]["mixed"]
+    assert report["placement"] == "auto" and report["compare"]["placement"] == "whole"
+    assert planned["target"]["weights_memory"] == "L2+MRAM" and whole["target"]["weights_memory"] == "MRAM"
+    assert [r["cycles_p99"] for r in whole["operating_points"]] == [618_978, 932_387]
+    assert [r["cycles_p99"] for r in planned["operating_points"]] == [196_790, 196_790]
+    assert planned["target"]["cycles_breakdown"]["0.65"]["bound"]["rnn1"] == "L2"
+    assert compare_table(report) is not None
+    assert plot(report, tmp_path / "p.png").stat().st_size > 10_000

@@ -258,7 +258,12 @@ def open_link(spec: str, model, quant: str | None, progress=None,
             raise BackendError(f"the device runs {', '.join(info.cells)} cells, not {qmodel.cell}")
         from streamer.link.blob import encode_blob
 
-        model_info = client.load_model(encode_blob(qmodel), progress, placement)
+        blob = encode_blob(qmodel)
+        if placement == "whole":  # the rule before the planner, on the device's own capacities
+            fits = [level for level, cap in (("L2", info.l2_bytes), ("MRAM", info.mram_bytes),
+                                             ("L3", info.l3_bytes)) if len(blob) <= cap]
+            placement = fits[0] if fits else "L3"  # too large: the device refuses it
+        model_info = client.load_model(blob, progress, placement)
         return LinkBackend(client, model_info, info, transport, baud, simulator,
                            weights_bytes=qmodel.weight_bytes(), policy=policy)
     except LinkError as error:

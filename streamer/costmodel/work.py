@@ -181,7 +181,8 @@ def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str 
     """The firmware's schedule for one frame and where each tile's rows are read from.
 
     `level` None or "auto": the placement planner on the target's L2 weight budget and MRAM
-    (plan.py, as MODEL_END does); "L2", "MRAM" or "L3": the whole blob in that level (a
+    (plan.py, as MODEL_END does); "whole": the whole blob in the first level it fits (the
+    rule before the planner); "L2", "MRAM" or "L3": the whole blob in that level (a
     CostModelError if it does not fit, unless `strict` is False: a device said it put it
     there). `cuts`: a device's own plan (ModelInfo), used as it is.
     """
@@ -191,6 +192,8 @@ def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str 
     if placement not in PLACEMENTS:
         raise CostModelError(f"placement {placement!r}: expected one of {', '.join(PLACEMENTS)}")
     m = target.memory
+    if placement == "whole":
+        placement = m.placement(total) or "auto"  # too large for every level: the error below
     capacity = {"auto": m.l3_bytes, "L2": m.l2_weight_bytes, "MRAM": m.mram_bytes, "L3": m.l3_bytes}
     if strict and cuts is None and total > capacity[placement]:
         if placement == "auto":
@@ -237,9 +240,10 @@ def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str 
             dots_per_row=2 if recurrent else 1, activations_per_row=1 if name == "fc2" else 0,
             unit_activations=UNIT_ACTIVATIONS[cell] if recurrent else 0,
             unit_elementwise=UNIT_ELEMENTWISE[cell] if recurrent else 0))
-    work = FrameWork(mode, cell, hidden, workers, "", total, tuple(layers), placement)
+    asked = "auto" if level is None else level
+    work = FrameWork(mode, cell, hidden, workers, "", total, tuple(layers), asked)
     by_level = work.counters().l1_bytes_from
-    return FrameWork(mode, cell, hidden, workers, levels_used(by_level), total, tuple(layers), placement)
+    return FrameWork(mode, cell, hidden, workers, levels_used(by_level), total, tuple(layers), asked)
 
 
 def _prologue(mode: str, name: str, hidden: int, workers: int) -> tuple[int, ...]:
