@@ -409,13 +409,14 @@ def stop_sim(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def upload(link: Link, blob: bytes) -> tuple[int, bytes]:
+def upload(link: Link, blob: bytes, end: bytes = b"") -> tuple[int, bytes]:
+    """MODEL_BEGIN, the chunks, then MODEL_END with payload `end` (a placement byte, or none)."""
     kind, data = link.request(0x02, struct.pack("<II", len(blob), zlib.crc32(blob)))
     assert (kind, data) == (0x82, struct.pack("<I", len(blob)))
     for offset in range(0, len(blob), 1024):
         kind, data = link.request(0x03, struct.pack("<I", offset) + blob[offset:offset + 1024])
         assert (kind, data) == (0x83, struct.pack("<I", min(len(blob), offset + 1024)))
-    return link.request(0x04)
+    return link.request(0x04, end)
 
 
 def test_simulator_over_tcp(firmware):
@@ -457,6 +458,13 @@ def test_simulator_over_tcp(firmware):
         kind, data = link.request(0x04)
         assert kind == 0x7F and data[0] == 4                            # BAD_CHECKSUM
 
+        for bad in (b"\x04", b"\x00\x00"):  # no such placement; a payload too long
+            kind, data = upload(link, blob, bad)
+            assert kind == 0x7F and data[0] == 1, bad                   # BAD_REQUEST
+        kind, data = upload(link, blob, b"\x01")                        # the whole 1.47 MB in L2
+        assert kind == 0x7F and data[0] == 3                            # MODEL_TOO_LARGE
+        kind, data = upload(link, blob, b"\x02")                        # the whole blob in MRAM
+        assert kind == 0x84 and struct.unpack("<BBHIBBB", data[:11]) == (3, 0, 256, len(blob), 1, 2, 5)
         kind, data = upload(link, blob)
         assert kind == 0x84
         level, by_level = expected_plan(model)

@@ -3,7 +3,7 @@
  *   tdn-run MODEL.tdnb FRAMES.f16 MASKS.f16 [COUNTERS.txt [TRACE.bin]]
  *
  * FRAMES: frames of 257 little-endian binary16 magnitudes; MASKS: the masks, same layout.
- * The blob is placed exactly as MODEL_END places it (L2, MRAM or L3 by size) and the frames
+ * The blob is placed exactly as MODEL_END places it (the planner: plan.c) and the frames
  * run from a zero state on the simulated cluster. COUNTERS gets one line per frame:
  * ticks int8_macs fp16_macs l1_from_l2 l1_from_mram l1_from_l3 dma forks barrier_waits
  * (MACs summed over workers), preceded by a line "level L mode M cell C hidden H bytes N".
