@@ -101,15 +101,12 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
 def _score(loaded, mode: str, target, voltages: list[float], noisy, clean, jobs, batch=None,
            cluster=None, placement: str = "auto") -> dict[str, Any]:
     from streamer.evaluate import evaluate
-    from streamer.replay import ReplayError, replay
+    from streamer.replay import replay
     from streamer.report import eval_report, replay_report
 
     if Path(noisy).is_dir():
-        if placement != "auto":
-            raise ReplayError("--placement with --noisy/--clean folders: score a file pair, or sweep "
-                              "without scoring")
         return eval_report(evaluate(noisy, clean, model=loaded, quant=mode, jobs=jobs, target=target,
-                                    voltages=voltages, batch=batch, cluster=cluster))
+                                    voltages=voltages, batch=batch, cluster=cluster, placement=placement))
     return replay_report(replay(noisy, clean=clean, model=loaded, quant=mode, write_output=False,
                                 target=target, voltages=voltages, placement=placement))
 
