@@ -214,6 +214,13 @@ def test_a_model_split_across_l2_and_mram_is_bit_exact_on_qemu(qemu_image, tmp_p
     data = json.loads(report.read_text())
     assert _find(data, "weights_level") == "L2+MRAM"
     assert _find(data, "verify_mismatched_frames") == 0 and _find(data, "frames_answered") > 70
+    # QEMU's MODEL_END reports the cost model's plan, tile by tile
+    from streamer.costmodel import firmware_work
+    from streamer.target import read_target
+
+    plan = data["backend_info"]["model"]["plan"]
+    expected = firmware_work("fp16", "lstm", 256, read_target()).cuts()
+    assert [[tuple(c) for c in layer["cuts"]] for layer in plan.values()] == [list(c) for c in expected]
 
 
 # --- helpers ---------------------------------------------------------------------------------------
