@@ -97,6 +97,34 @@ def test_cycles_dma_bound_hand_computed():
     assert cycles.dma_exposed == 100 + 200
 
 
+def _split_tile(l2_bytes: int, mram_bytes: int) -> FrameWork:
+    """One layer of one tile (no compute) reading `l2_bytes` from L2 and `mram_bytes` from MRAM."""
+    tile = Tile(2, (1, 1), (0, 0), (0, 0), l2_bytes + mram_bytes, 2, (1, 1, 0), (l2_bytes, mram_bytes, 0),
+                (1, 1, 0))
+    layer = LayerWork("fc0", True, False, 2, 100, (100,), 2, (tile,), (0, 0), (0, 0), 1, 0)
+    return FrameWork("int8", "lstm", 8, 2, "L2+MRAM", 1000, (layer,))
+
+
+def test_levels_on_separate_channels_are_copied_at_once():
+    # L2 1 byte/cycle, MRAM 100 MB/s = 2.4 cycles/byte at 240 MHz; 2 transfers x 7 cycles each
+    data = toy_target(overheads={"fork_cycles": 10, "barrier_cycles": 5, "layer_setup_cycles": 20,
+                                 "dma_transfer_cycles": 7})
+    shared = parse_target(data)  # no channel given: one shared channel
+    data["dma"] = {"L2": {"bytes_per_cycle": 1, "channel": "cluster"},
+                   "MRAM": {"mbytes_per_s": 100, "channel": "udma"},
+                   "L3": {"mbytes_per_s": 10, "channel": "udma"}}
+    apart = parse_target(data)
+    work = _split_tile(1000, 200)  # L2 1,000 cycles; MRAM 480 cycles
+    base = 20 + 10 + 2 * 5
+    assert frame_cycles(work, shared, 240e6).total == base + 14 + 1000 + 480
+    assert frame_cycles(work, apart, 240e6).total == base + 14 + 1000
+    assert frame_cycles(work, apart, 240e6).bound == ("L2",)
+    assert frame_cycles(_split_tile(100, 500), apart, 240e6).bound == ("MRAM",)  # 100 vs 1,200 cycles
+    data["dma"]["MRAM"]["channel"] = ""
+    with pytest.raises(TargetError, match=r"\[dma.MRAM\]: field 'channel' must be a name"):
+        parse_target(data)
+
+
 def test_fp16_rate_shares_the_fpu():
     # 2 workers share 1 FPU: one FPU instruction (2 MACs) per worker every 2 cycles = 1 MAC/cycle
     target = parse_target(toy_target())
