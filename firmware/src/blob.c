@@ -147,6 +147,7 @@ int tdn_model_parse(tdn_model *m, const uint8_t *blob, uint32_t n, int level, co
     m->hidden = (uint16_t)hidden;
     m->bytes = n;
     m->level = level;
+    m->blob_level = (uint8_t)level;
     m->blob = blob;
     m->s_fc0_in = sc[0];
     m->s_rnn1_in = sc[1];

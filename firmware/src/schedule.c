@@ -57,10 +57,12 @@ static hal_dma_id copy_tile(const tdn_model *m, const tdn_layer *L, unsigned t, 
         unsigned n = hi[lv] - lo[lv];
         for (unsigned s = 0; s < L->nseg; s++) {
             uint32_t rb = L->seg[s].row_bytes;
-            /* L3: the blob itself; L2, MRAM: the tile's rows of that level, array after array */
+            /* L3: the blob itself (the firmware keeps it in L3; a host library anywhere: its
+               level labels the counters); L2, MRAM: the tile's rows of that level, packed */
             const uint8_t *src = lv == TDN_LEVEL_L3 ? L->seg[s].src + (uint32_t)(row0 + lo[lv]) * rb
                                                     : m->region[lv] + packed;
-            if (n) id = rt_dma(dst + off + lo[lv] * rb, src, n * rb, lv);
+            int label = lv == TDN_LEVEL_L3 ? m->blob_level : lv;
+            if (n) id = rt_dma(dst + off + lo[lv] * rb, src, n * rb, label);
             packed += n * rb;
             off = tdn_align4(off + rb * L->rows_per_tile);
         }

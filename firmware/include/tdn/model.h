@@ -70,6 +70,8 @@ typedef struct {
     uint32_t bytes;
     int level;                    /* level of the weights (TDN_LEVEL_*), TDN_LEVEL_SPLIT if several */
     uint8_t placement;            /* what the host asked for (TDN_PLACE_*) */
+    uint8_t blob_level;           /* where the blob itself lies (tdn_model_parse's level): the
+                                     level that labels rows read from it in place */
     const uint8_t *blob;          /* the blob as uploaded (L3): the plan's L3 rows are read here */
     uint8_t *region[2];           /* the L2 and MRAM weight regions the plan packs rows into */
     float s_fc0_in, s_rnn1_in, s_cell[2], s_fc2_in;
