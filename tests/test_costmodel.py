@@ -480,3 +480,12 @@ def test_device_counters_drive_the_cycles_and_lost_frames_miss():
 
 def replace_counters(link, **changes):
     return SimpleNamespace(**{**vars(link), **changes})
+
+
+def test_a_device_plan_of_another_tiling_is_not_costed_as_ours():
+    target = read_target()
+    ours = firmware_work("mixed", "lstm", 64, target).cuts()
+    assert firmware_work("mixed", "lstm", 64, target, cuts=ours).cuts() == ours
+    for other in (ours[:4], (ours[0] + ((0, 0),),) + ours[1:], ((ours[0][0][0], 10_000),) + ours[1:]):
+        with pytest.raises(CostModelError, match="tiles the model otherwise"):
+            firmware_work("mixed", "lstm", 64, target, cuts=other)

@@ -216,6 +216,11 @@ def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str 
         caps = {"auto": (m.l2_weight_bytes, m.mram_bytes), "L2": (m.l2_weight_bytes, 0),
                 "MRAM": (0, m.mram_bytes), "L3": (0, 0)}[placement]
         cuts = plan_cuts(shapes, *caps)
+    elif len(cuts) != len(shapes) or any(
+            len(c) != s.tiles or any(not 0 <= c0 <= c1 <= s.tile_rows(t) for t, (c0, c1) in enumerate(c))
+            for s, c in zip(shapes, cuts, strict=False)):
+        raise CostModelError(f"the device's placement plan tiles the model otherwise than an L1 tile of "
+                             f"{tile_bytes} bytes of {target.name} does")
     layers = []
     for (name, rows, cols, segs), shape, layer_cuts in zip(segments, shapes, cuts, strict=True):
         int8 = layer_int8(mode, name)
