@@ -56,8 +56,10 @@ class Runner:
     def __init__(self, loaded: LoadedModel, spec: RunSpec) -> None:
         self.spec = spec
         self.model_info = loaded.info()
+        # a device is asked for the placement the cost model assumes (`--placement`)
         self.backend: Backend = open_backend(spec.backend, loaded.params, spec.quant, verify=spec.verify,
-                                             policy=spec.policy)
+                                             policy=spec.policy,
+                                             placement=getattr(spec.timing, "placement", "auto"))
 
     def close(self) -> None:
         self.backend.close()

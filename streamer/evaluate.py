@@ -78,7 +78,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
              on_file: FileCallback | None = None,
              feed: Callable[[Pairing], StreamFeed] | None = None,
              policy: LinkPolicy | None = None, batch: int | None = None,
-             cluster: str | None = None) -> EvalResult:
+             cluster: str | None = None, placement: str = "auto") -> EvalResult:
     """Evaluate every noisy/clean pair of two folders.
 
     Writes the enhanced files to `out_dir` (under the noisy file's name) when given, the JSON
@@ -94,13 +94,14 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
     `batch` streams share each network step in a rolling batch (streamer/batch.py); None: the
     measured default (DEFAULT_BATCH) for a backend that can, 1 for a device. Scores do not
     depend on it. `cluster` ("auto", "ray://HOST:PORT" or "HOST:PORT") runs the files on a Ray
-    cluster's workers instead of local processes (streamer/cluster.py).
+    cluster's workers instead of local processes (streamer/cluster.py). `placement`: where the
+    weights live on the target (as in `replay`; a device is asked for it).
     """
     from streamer.costmodel import TimingSpec
     from streamer.report import eval_report, write_csv, write_json
 
     mask_floor(atten_lim_db)  # a bad value is an error now, before any pairing or worker
-    timing = TimingSpec.load(target, voltages)
+    timing = TimingSpec.load(target, voltages, placement=placement)
     if batch is not None and batch < 1:
         raise ReplayError(f"--batch must be at least 1, got {batch}")
     if cluster is not None:

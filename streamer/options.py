@@ -90,6 +90,18 @@ TARGET_HELP = ("target description (TOML) for the cost model: cores, SIMD widths
                 "docs/cost-model.md)")
 
 
+PLACEMENT_HELP = ("where the weights live on the target: 'auto' (default) plans each tile's rows over "
+                  "L2, then MRAM, then L3 (docs/cost-model.md, Placement); 'whole' puts the whole blob "
+                  "in the first level it fits, as before the planner; 'L2', 'MRAM' or 'L3' the whole "
+                  "blob in that level (an error if it does not fit)")
+
+
+def add_placement_option(parser: argparse.ArgumentParser) -> None:
+    from streamer.target import PLACEMENTS
+
+    parser.add_argument("--placement", choices=PLACEMENTS, default="auto", help=PLACEMENT_HELP)
+
+
 def add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", metavar="TARGET.toml", help=TARGET_HELP)
     parser.add_argument("--voltages", metavar="V,V,...", help=VOLTAGES_HELP)

@@ -279,7 +279,7 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
            write_output: bool = True, verify: bool = False, target: str | Path | None = None,
            voltages: str | Sequence[float] | None = None,
            atten_lim_db: float | None = None, feed: StreamFeed | None = None,
-           policy: LinkPolicy | None = None) -> ReplayResult:
+           policy: LinkPolicy | None = None, placement: str = "auto") -> ReplayResult:
     """Replay `noisy` (None: the bundled demo, scored against its clean twin).
 
     Writes the enhanced file to `out` (default `<noisy stem>.enhanced.wav` in the current
@@ -312,7 +312,7 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
                      {"noisy": noisy_path, "clean": clean_path})
 
     mask_floor(atten_lim_db)  # a bad value is an error now, before any file is read
-    spec = TimingSpec.load(target, voltages)
+    spec = TimingSpec.load(target, voltages, placement=placement)
     # Inputs before the model: a mistyped file name should not wait for a model to load.
     noisy_audio = read_audio(noisy_path, what="noisy")
     clean_audio = read_audio(clean_path, what="clean") if clean_path is not None else None
@@ -320,7 +320,8 @@ def replay(noisy: str | Path | None = None, *, out: str | Path | None = None,
         check_lengths(noisy_audio, clean_audio)
 
     loaded = model if isinstance(model, LoadedModel) else load(model)
-    with open_backend(backend, loaded.params, quant, verify=verify, policy=policy) as opened:
+    with open_backend(backend, loaded.params, quant, verify=verify, policy=policy,
+                      placement=placement) as opened:
         timing, note = target_observer(spec, opened)
         frame_log = None
         if log_path is not None:

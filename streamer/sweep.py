@@ -49,15 +49,16 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
           target: str | Path | None = None, voltages: str | Sequence[float] | None = None,
           baud: int | None = None, noisy: str | Path | None = None, clean: str | Path | None = None,
           jobs: int | None = None, say: Say | None = None, batch: int | None = None,
-          cluster: str | None = None) -> dict[str, Any]:
+          cluster: str | None = None, placement: str = "auto", compare: str | None = None) -> dict[str, Any]:
     """The sweep report: per mode, operating points and model facts; then the paper's ratios.
 
     Folders of pairs are scored per mode as `evaluate` does, with its `jobs`, `batch` and
-    `cluster` (a Ray cluster's workers take each mode's files)."""
+    `cluster` (a Ray cluster's workers take each mode's files). `compare`: a second placement
+    costed beside it (no scoring), in `report["compare"]`."""
     from streamer.backends.link import device_model
     from streamer.replay import ReplayError, load
 
-    spec = TimingSpec.load(target, voltages, baud)
+    spec = TimingSpec.load(target, voltages, baud, placement)
     if (noisy is None) != (clean is None):
         raise ReplayError("give both --noisy and --clean (two files, or two folders of pairs) to "
                           "score each mode, or neither")
@@ -65,7 +66,7 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
     results: dict[str, Any] = {}
     for mode in modes:
         qmodel = device_model(loaded.params, mode)  # int8/mixed need the model's calibration
-        work = model_work(qmodel, spec.target)
+        work = model_work(qmodel, spec.target, placement)
         cycles = [frame_cycles(work, spec.target, p.freq_hz).total for p in spec.points]
         record = TargetRecord(spec.target, spec.points, [cycles], work.level,
                               work.counters().l1_bytes_from, link_seconds(baud, spec.target.workers), 0,
@@ -78,7 +79,7 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
             if say:
                 say(f"scoring {mode} on {noisy}")
             scored = _score(loaded, mode, target, [p.voltage for p in spec.points], noisy, clean, jobs,
-                            batch, cluster)
+                            batch, cluster, placement)
             entry.update(pesq_wb=scored.get("pesq_wb"), stoi=scored.get("stoi"),
                          frames_scored=scored.get("frames"))
             # per-frame deadline counts over the audio (the same cycles on every frame)
@@ -88,22 +89,26 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
     from streamer.report import run_header
 
     report = run_header("sweep", loaded.info(), "cost model", None, {})
-    report.update({"target": spec.target.source, "voltages": [p.voltage for p in spec.points],
+    report.update({"target": spec.target.source, "placement": placement,
+                   "voltages": [p.voltage for p in spec.points],
                    "link_baud": baud, "modes": results, "ratios": ratios(results)})
+    if compare is not None:
+        other = sweep(model, modes=modes, target=target, voltages=voltages, baud=baud, placement=compare)
+        report["compare"] = {"placement": compare, "modes": other["modes"], "ratios": other["ratios"]}
     return report
 
 
 def _score(loaded, mode: str, target, voltages: list[float], noisy, clean, jobs, batch=None,
-           cluster=None) -> dict[str, Any]:
+           cluster=None, placement: str = "auto") -> dict[str, Any]:
     from streamer.evaluate import evaluate
     from streamer.replay import replay
     from streamer.report import eval_report, replay_report
 
     if Path(noisy).is_dir():
         return eval_report(evaluate(noisy, clean, model=loaded, quant=mode, jobs=jobs, target=target,
-                                    voltages=voltages, batch=batch, cluster=cluster))
+                                    voltages=voltages, batch=batch, cluster=cluster, placement=placement))
     return replay_report(replay(noisy, clean=clean, model=loaded, quant=mode, write_output=False,
-                                target=target, voltages=voltages))
+                                target=target, voltages=voltages, placement=placement))
 
 
 def _row(entry: dict[str, Any], voltage: float) -> dict[str, Any] | None:
@@ -169,7 +174,8 @@ def sweep_table(report: dict[str, Any]) -> Any:
 
     scored = _scored(report)
     table = Table(title=f"{report['model']['path']}: {report['model']['description']}; target "
-                        f"{Path(report['target']).name}, deadline {report['deadline_ms']:g} ms",
+                        f"{Path(report['target']).name}, deadline {report['deadline_ms']:g} ms, "
+                        f"--placement {report.get('placement', 'auto')}",
                   caption="x ideal: modelled cycles / (MACs / (cores x peak MACs per cycle)) for the mode"
                   + ("" if scored else "; every frame costs the same cycles on this firmware"))
     for name in ("mode", "V", "MHz", "cycles", "ms p99", "slack ms", "misses" if scored else "meets",
@@ -227,14 +233,24 @@ def ratio_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def compare_table(report: dict[str, Any]) -> Any:
+    """The compared placement's rows, as `sweep_table` draws them (None without --compare-placement)."""
+    other = report.get("compare")
+    if not other:
+        return None
+    return sweep_table({**report, "placement": other["placement"], "modes": other["modes"]})
+
+
 def plot(report: dict[str, Any], path: str | Path) -> Path:
-    """PNG: latency and power against voltage, one line per mode, the deadline drawn."""
+    """PNG: latency and power against voltage, one line per mode, the deadline drawn; the
+    compared placement's lines dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_lat, ax_pow) = plt.subplots(1, 2, figsize=(11, 4.2))
+    other = (report.get("compare") or {}).get("modes", {})
     for mode, entry in report["modes"].items():
         rows = entry["operating_points"]
         volts = [r["voltage"] for r in rows]
@@ -243,7 +259,16 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
         line, = ax_lat.plot(volts, [r["latency_ms_p99"] for r in rows], marker="o", label=label)
         ax_pow.plot(volts, [r["power_mw"] for r in rows], marker="o", color=line.get_color(),
                     label=f"{mode} average")
-        for r in rows:
+        drawn = [rows]
+        if mode in other:
+            before = other[mode]["operating_points"]
+            ax_lat.plot([r["voltage"] for r in before], [r["latency_ms_p99"] for r in before], ls="--",
+                        marker=".", color=line.get_color(),
+                        label=f"{mode}, whole blob in {other[mode]['target']['weights_memory']}")
+            ax_pow.plot([r["voltage"] for r in before], [r["power_mw"] for r in before], ls="--",
+                        marker=".", color=line.get_color())
+            drawn.append(before)
+        for r in (r for rows_ in drawn for r in rows_):
             if not r["meets_deadline"]:
                 ax_lat.plot([r["voltage"]], [r["latency_ms_p99"]], "x", color="red", ms=9)
     if report["modes"]:
@@ -257,7 +282,8 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     ax_lat.set_ylim(bottom=0)
     ax_lat.legend(fontsize=8)
     ax_pow.set(xlabel="supply voltage (V)", ylabel="power (mW)",
-               title="average power over the 6.25 ms hop (dotted: active)")
+               title="average power over the 6.25 ms hop\n(dotted: active power"
+               + (f"; dashed: --placement {report['compare']['placement']})" if other else ")"))
     ax_pow.set_ylim(bottom=0)
     ax_pow.legend(fontsize=8)
     model = report["model"]

@@ -14,6 +14,9 @@ from typing import Any
 
 DEFAULT_TARGET = Path(__file__).resolve().parent.parent / "calibration" / "targets" / "gap9.toml"
 MEMORY_LEVELS = ("L2", "MRAM", "L3")
+# `--placement`: the planner; the whole blob in the first level it fits (the rule before the
+# planner); or the whole blob in the level named
+PLACEMENTS = ("auto", "whole", *MEMORY_LEVELS)
 
 
 class TargetError(ValueError):
@@ -69,6 +72,9 @@ class DmaLink:
     level: str
     bytes_per_cycle: float | None = None
     mbytes_per_s: float | None = None
+    # Levels on different channels are read at once (the copies of one tile overlap); levels
+    # on the same channel one after the other. One shared channel unless the file says.
+    channel: str = "dma"
 
     def cycles(self, nbytes: float, freq_hz: float) -> float:
         """Cluster cycles to move `nbytes` at a cluster clock of `freq_hz`."""
@@ -197,7 +203,10 @@ def parse_target(data: dict[str, Any], where: str = "target") -> Target:
         if len(has) != 1:
             raise TargetError(f"{here}: needs exactly one of the fields 'bytes_per_cycle' or "
                               f"'mbytes_per_s'" + (" (has both)" if len(has) == 2 else ""))
-        dma[level] = DmaLink(level, **{has[0]: _number(link, has[0], here)})
+        channel = link.get("channel", "dma")
+        if not isinstance(channel, str) or not channel:
+            raise TargetError(f"{here}: field 'channel' must be a name, got {channel!r}")
+        dma[level] = DmaLink(level, **{has[0]: _number(link, has[0], here)}, channel=channel)
     power = _require(data, "power", where)
     mram_pj = _number(power, "mram_pj_per_byte", f"{where} [power]", allow_zero=True)
     l3_pj = _number(power, "l3_pj_per_byte", f"{where} [power]", allow_zero=True)

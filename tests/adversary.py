@@ -64,8 +64,10 @@ def only_frames(frames: set[int], rewrite: Rewrite | None) -> Rewrite:
 class FaultyDevice:
     """The proxy: `url` for the host; `rewrite` may be changed at any time; `freeze()`, `cut()`."""
 
-    def __init__(self, upstream_port: int, rewrite: Rewrite | None = None) -> None:
+    def __init__(self, upstream_port: int, rewrite: Rewrite | None = None,
+                 model_rewrite: Callable[[bytes], bytes] | None = None) -> None:
         self.rewrite = rewrite
+        self.model_rewrite = model_rewrite  # changes MODEL_END replies' payloads (the plan)
         self.upstream = socket.create_connection(("127.0.0.1", upstream_port), timeout=5)
         self.upstream.settimeout(None)
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -140,6 +142,8 @@ class FaultyDevice:
                 return
             for packet in parser.feed(data):
                 out = encode_packet(packet.type, packet.seq, packet.payload)
+                if packet.type == MsgType.MODEL_END_REPLY and self.model_rewrite is not None:
+                    out = encode_packet(packet.type, packet.seq, self.model_rewrite(packet.payload))
                 if packet.type == MsgType.FRAME_REPLY and self.rewrite is not None:
                     self.frame_replies += 1
                     changed = self.rewrite(FrameReply.unpack(packet.payload))

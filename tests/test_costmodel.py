@@ -13,6 +13,7 @@ from helpers import random_params, require_tool
 
 from streamer.backends.base import Backend, LastFrame, TargetModel
 from streamer.costmodel import (
+    CostModelError,
     FrameCounters,
     FrameWork,
     LayerWork,
@@ -31,7 +32,7 @@ from streamer.costmodel import (
 from streamer.engine import DEADLINE_S
 from streamer.link.blob import encode_blob
 from streamer.quant.network import quantize
-from streamer.target import TargetError, load_target, parse_target, read_target
+from streamer.target import MEMORY_LEVELS, TargetError, load_target, parse_target, read_target
 
 RANGES = dict.fromkeys(("fc0.input", "rnn1.input", "rnn1.cell", "rnn2.cell", "fc2.input"), 4.0)
 
@@ -62,10 +63,14 @@ def toy_target(**changes) -> dict:
 def one_layer(tiles: list[tuple[int, int, int]], level: str = "L2", int8: bool = True) -> FrameWork:
     """A frame of one dense layer; tiles as (rows per worker, MACs per worker, bytes)."""
     built = []
+    lv = MEMORY_LEVELS.index(level)
     for rows, macs, nbytes in tiles:
         zero = (0, 0)
+        at = tuple(nbytes if i == lv else 0 for i in range(3))
         built.append(Tile(2 * rows, (rows, rows), (macs, macs) if int8 else zero,
-                          zero if int8 else (macs, macs), nbytes, 1))
+                          zero if int8 else (macs, macs), nbytes, 1,
+                          tuple(2 * rows if i == lv else 0 for i in range(3)), at,
+                          tuple(1 if i == lv else 0 for i in range(3))))
     layer = LayerWork("fc0", int8, False, 2 * sum(t[0] for t in tiles), 100, (100,), 2 * tiles[0][0],
                       tuple(built), (0, 0), (0, 0), 1, 0)
     return FrameWork("int8" if int8 else "fp16", "lstm", 8, 2, level, 1000, (layer,))
@@ -92,6 +97,34 @@ def test_cycles_dma_bound_hand_computed():
     assert cycles.dma_exposed == 100 + 200
 
 
+def _split_tile(l2_bytes: int, mram_bytes: int) -> FrameWork:
+    """One layer of one tile (no compute) reading `l2_bytes` from L2 and `mram_bytes` from MRAM."""
+    tile = Tile(2, (1, 1), (0, 0), (0, 0), l2_bytes + mram_bytes, 2, (1, 1, 0), (l2_bytes, mram_bytes, 0),
+                (1, 1, 0))
+    layer = LayerWork("fc0", True, False, 2, 100, (100,), 2, (tile,), (0, 0), (0, 0), 1, 0)
+    return FrameWork("int8", "lstm", 8, 2, "L2+MRAM", 1000, (layer,))
+
+
+def test_levels_on_separate_channels_are_copied_at_once():
+    # L2 1 byte/cycle, MRAM 100 MB/s = 2.4 cycles/byte at 240 MHz; 2 transfers x 7 cycles each
+    data = toy_target(overheads={"fork_cycles": 10, "barrier_cycles": 5, "layer_setup_cycles": 20,
+                                 "dma_transfer_cycles": 7})
+    shared = parse_target(data)  # no channel given: one shared channel
+    data["dma"] = {"L2": {"bytes_per_cycle": 1, "channel": "cluster"},
+                   "MRAM": {"mbytes_per_s": 100, "channel": "udma"},
+                   "L3": {"mbytes_per_s": 10, "channel": "udma"}}
+    apart = parse_target(data)
+    work = _split_tile(1000, 200)  # L2 1,000 cycles; MRAM 480 cycles
+    base = 20 + 10 + 2 * 5
+    assert frame_cycles(work, shared, 240e6).total == base + 14 + 1000 + 480
+    assert frame_cycles(work, apart, 240e6).total == base + 14 + 1000
+    assert frame_cycles(work, apart, 240e6).bound == ("L2",)
+    assert frame_cycles(_split_tile(100, 500), apart, 240e6).bound == ("MRAM",)  # 100 vs 1,200 cycles
+    data["dma"]["MRAM"]["channel"] = ""
+    with pytest.raises(TargetError, match=r"\[dma.MRAM\]: field 'channel' must be a name"):
+        parse_target(data)
+
+
 def test_fp16_rate_shares_the_fpu():
     # 2 workers share 1 FPU: one FPU instruction (2 MACs) per worker every 2 cycles = 1 MAC/cycle
     target = parse_target(toy_target())
@@ -112,7 +145,8 @@ def test_per_row_and_elementwise_costs():
     data["compute"].update(row_cycles=3, activation_cycles=7, elementwise_cycles=2)
     target = parse_target(data)
     layer = LayerWork("rnn1", True, True, 4, 8, (8,), 4,
-                      (Tile(4, (2, 2), (32, 32), (0, 0), 32, 1),), (5, 4), (3, 2), 2, 0, 5, 10)
+                      (Tile(4, (2, 2), (32, 32), (0, 0), 32, 1, (4, 0, 0), (32, 0, 0), (1, 0, 0)),),
+                      (5, 4), (3, 2), 2, 0, 5, 10)
     work = FrameWork("int8", "lstm", 2, 2, "L2", 100, (layer,))
     cycles = frame_cycles(work, target, 240e6)
     # rows: 32/4 MACs + 2 rows x 2 dot products x 3 = 20; prologue 5 x 2 = 10;
@@ -129,7 +163,8 @@ def test_lstm256_fp16_tiles_as_the_firmware_doc_says():
     rnn1 = work.layers[1]
     assert (rnn1.rows_per_tile, len(rnn1.tiles)) == (56, 19)  # docs/firmware.md
     assert sum(rnn1.row_bytes) == 1028
-    assert work.level == "L3"
+    assert work.level == "L2+MRAM"  # 2.5 MB: the planner spreads it over L2 and MRAM
+    assert firmware_work("fp16", "lstm", 256, target, "L3").level == "L3"
 
 
 @pytest.mark.parametrize("mode", ["fp16", "int8", "mixed"])
@@ -149,7 +184,12 @@ def test_schedule_counts_every_mac_and_byte(mode, cell, hidden):
     assert sum(counters.l1_bytes_from) == model.weight_bytes()  # every stored byte, once
     assert counters.forks == 5
     assert counters.barrier_waits == 8 * sum(1 + len(layer.tiles) for layer in work.layers)
-    assert counters.dma_transfers == sum(len(layer.row_bytes) * len(layer.tiles) for layer in work.layers)
+    # one transfer per array and per level a tile's rows come from
+    assert counters.dma_transfers == sum(len(layer.row_bytes) * sum(1 for r in t.rows_from if r)
+                                         for layer in work.layers for t in layer.tiles)
+    whole = firmware_work(mode, cell, hidden, target, "L3").counters()
+    assert whole.dma_transfers == sum(len(layer.row_bytes) * len(layer.tiles) for layer in work.layers)
+    assert whole.l1_bytes_from == (0, 0, sum(counters.l1_bytes_from))
     for layer in work.layers:
         assert sum(t.rows for t in layer.tiles) == layer.rows
         packed = sum((b * layer.rows_per_tile + 3) & ~3 for b in layer.row_bytes)
@@ -172,10 +212,12 @@ def test_emulator_counters_equal_the_simulators(mode, cell, hidden):
         for index in range(3):
             backend.step(np.abs(rng.standard_normal(257)).astype(np.float32))
             device = FrameCounters.from_link(backend.last_counters)
-            assert device == firmware_work(mode, cell, hidden, target, backend.model_info.weights_level
-                                           ).counters()
+            assert device == firmware_work(mode, cell, hidden, target).counters()
             timing(SimpleNamespace(index=index))
-        assert backend.model_info.weights_level == target.memory.placement(len(encode_blob(model)))
+        # the firmware's plan (MODEL_END) is the cost model's, tile by tile
+        planned = firmware_work(mode, cell, hidden, target)
+        assert backend.target_model().cuts == planned.cuts()
+        assert backend.model_info.weights_level == planned.level
     record = timing.record()
     assert record.counters_mismatch_frames == 0
     expected = [frame_cycles(firmware_work(mode, cell, hidden, target), target, p.freq_hz).total
@@ -242,10 +284,12 @@ def test_power_active_then_idle_over_the_hop():
 
 def test_a_model_too_large_for_on_chip_memory_pays_external_memory_power():
     target = read_target()
-    fp16 = firmware_work("fp16", "lstm", 256, target)    # 2.5 MB: only L3 holds it
-    mixed = firmware_work("mixed", "lstm", 256, target)  # 1.47 MB: on-chip MRAM
-    small = firmware_work("fp16", "lstm", 128, target)   # 793 kB: L2
+    fp16 = firmware_work("fp16", "lstm", 256, target, "L3")      # 2.5 MB whole: only L3 holds it
+    mixed = firmware_work("mixed", "lstm", 256, target, "MRAM")  # 1.47 MB whole: on-chip MRAM
+    small = firmware_work("fp16", "lstm", 128, target)           # 793 kB: L2, planned or not
     assert (fp16.level, mixed.level, small.level) == ("L3", "MRAM", "L2")
+    with pytest.raises(CostModelError, match="does not fit L2"):
+        firmware_work("fp16", "lstm", 256, target, "L2")
     assert fp16.counters().l1_bytes_from[2] == sum(fp16.counters().l1_bytes_from) > 0
     point = target.points[0]
     cycles = frame_cycles(fp16, target, point.freq_hz).total
@@ -350,15 +394,36 @@ def test_malformed_and_missing_target_files(tmp_path):
 
 
 def test_the_worked_example_of_the_docs():
-    """docs/cost-model.md works rnn1 of the mixed H = 256 LSTM at 0.65 V by hand: 225,060 cycles."""
+    """docs/cost-model.md works rnn1 of the mixed H = 256 LSTM at 0.65 V by hand, the whole blob
+    in MRAM (`--placement MRAM`, the placement before the planner): 225,060 cycles."""
     target = read_target()
-    work = firmware_work("mixed", "lstm", 256, target)
+    work = firmware_work("mixed", "lstm", 256, target, "MRAM")
     rnn1 = work.layers[1]
     assert (rnn1.rows_per_tile, len(rnn1.tiles), sum(rnn1.row_bytes)) == (120, 9, 524)
     cycles = frame_cycles(work, target, 240e6)
     assert round(cycles.by_layer[1]) == 300 + 150 + 200 + 96 + 25_332 + 7 * 25_332 + 13_594 + 2_304 + 5_760
     assert cycles.total == 618_978
     assert round(ideal_cycles(work, target), 1) == 57_472.1
+
+
+def test_the_worked_split_plan_of_the_docs():
+    """docs/cost-model.md works rnn1 of the same model planned over L2 and MRAM by hand: every
+    full tile reads 100 rows from L2 and 20 from MRAM on two channels at once."""
+    target = read_target()
+    work = firmware_work("mixed", "lstm", 256, target)
+    rnn1 = work.layers[1]
+    assert [t.rows_from for t in rnn1.tiles] == [(100, 20, 0)] * 8 + [(53, 11, 0)]
+    assert work.counters().l1_bytes_from == (1_228_420, 241_538, 0)  # L2: 380 bytes of 1,228,800 unused
+    cycles = frame_cycles(work, target, 240e6)
+    # full tile: L2 100 x 524 = 52,400 B / 8 = 6,550 cycles beside MRAM 10,480 B at 600 MB/s =
+    # 4,192 cycles; 12 transfers x 30 -> dma 6,910 > compute 4,320. Last tile: L2 27,772 B =
+    # 3,471.5, MRAM 5,764 B = 2,305.6 -> dma 3,831.5 < the previous tile's 4,320 compute.
+    hand = 300 + 150 + 200 + 96 + 6_910 + 7 * 6_910 + 4_320 + 2_304 + 5_760
+    assert hand == 68_410 and cycles.by_layer[1] == pytest.approx(hand)
+    assert cycles.bound[1] == "L2"
+    assert cycles.total == 196_790 and round(cycles.total / ideal_cycles(work, target), 2) == 3.42
+    # L2 streams at the cluster clock: the cycles stay, the latency scales with the clock
+    assert frame_cycles(work, target, 370e6).total == 196_790
 
 
 class _FakeDevice(Backend):
@@ -415,3 +480,12 @@ def test_device_counters_drive_the_cycles_and_lost_frames_miss():
 
 def replace_counters(link, **changes):
     return SimpleNamespace(**{**vars(link), **changes})
+
+
+def test_a_device_plan_of_another_tiling_is_not_costed_as_ours():
+    target = read_target()
+    ours = firmware_work("mixed", "lstm", 64, target).cuts()
+    assert firmware_work("mixed", "lstm", 64, target, cuts=ours).cuts() == ours
+    for other in (ours[:4], (ours[0] + ((0, 0),),) + ours[1:], ((ours[0][0][0], 10_000),) + ours[1:]):
+        with pytest.raises(CostModelError, match="tiles the model otherwise"):
+            firmware_work("mixed", "lstm", 64, target, cuts=other)

@@ -181,8 +181,15 @@ def expected_macs(model) -> dict[str, int]:
     return macs
 
 
-def expected_level(size: int) -> int:
-    return 0 if size <= L2_WEIGHTS else 1 if size <= MRAM else 2
+def expected_plan(model) -> tuple[int, tuple[int, int, int]]:
+    """MODEL_END's level code (3: split) and the bytes per level of the placement planner."""
+    from streamer.costmodel import firmware_work
+    from streamer.target import read_target
+
+    work = firmware_work(model.mode, model.cell, model.hidden, read_target())
+    by_level = work.counters().l1_bytes_from
+    used = [lv for lv, n in enumerate(by_level) if n]
+    return (used[0] if len(used) == 1 else 3), by_level
 
 
 # --- binary16 and the blob ------------------------------------------------------------------
@@ -266,15 +273,15 @@ def test_bit_exact_random_model(firmware, tmp_path, mode, cell, hidden):
     assert len({m.tobytes() for m in golden}) > 40, "masks should vary from frame to frame"
 
     # what the counters must say: every MAC of the contract, each weight byte copied into L1
-    # once per frame from the level the blob fits, five forks (one per layer)
+    # once per frame from the levels the planner put it in, five forks (one per layer)
     arrays, total = blob_layout(model)
-    level = expected_level(total)
+    level, by_level = expected_plan(model)
     assert counters[0].split()[:2] == ["level", str(level)]
     macs = expected_macs(model)
     for line in counters[1:]:
         ticks, int8, fp16, from_l2, from_mram, from_l3, dma, forks, waits = map(int, line.split())
         assert (int8, fp16) == (macs["int8"], macs["fp16"])
-        assert [from_l2, from_mram, from_l3][level] == sum(a.nbytes for a in arrays)
+        assert (from_l2, from_mram, from_l3) == by_level
         assert sum([from_l2, from_mram, from_l3]) == sum(a.nbytes for a in arrays)
         assert forks == 5 and dma > 5 and waits % WORKERS == 0
 
@@ -402,13 +409,14 @@ def stop_sim(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def upload(link: Link, blob: bytes) -> tuple[int, bytes]:
+def upload(link: Link, blob: bytes, end: bytes = b"") -> tuple[int, bytes]:
+    """MODEL_BEGIN, the chunks, then MODEL_END with payload `end` (a placement byte, or none)."""
     kind, data = link.request(0x02, struct.pack("<II", len(blob), zlib.crc32(blob)))
     assert (kind, data) == (0x82, struct.pack("<I", len(blob)))
     for offset in range(0, len(blob), 1024):
         kind, data = link.request(0x03, struct.pack("<I", offset) + blob[offset:offset + 1024])
         assert (kind, data) == (0x83, struct.pack("<I", min(len(blob), offset + 1024)))
-    return link.request(0x04)
+    return link.request(0x04, end)
 
 
 def test_simulator_over_tcp(firmware):
@@ -450,9 +458,17 @@ def test_simulator_over_tcp(firmware):
         kind, data = link.request(0x04)
         assert kind == 0x7F and data[0] == 4                            # BAD_CHECKSUM
 
+        for bad in (b"\x04", b"\x00\x00"):  # no such placement; a payload too long
+            kind, data = upload(link, blob, bad)
+            assert kind == 0x7F and data[0] == 1, bad                   # BAD_REQUEST
+        kind, data = upload(link, blob, b"\x01")                        # the whole 1.47 MB in L2
+        assert kind == 0x7F and data[0] == 3                            # MODEL_TOO_LARGE
+        kind, data = upload(link, blob, b"\x02")                        # the whole blob in MRAM
+        assert kind == 0x84 and struct.unpack("<BBHIBBB", data[:11]) == (3, 0, 256, len(blob), 1, 2, 5)
         kind, data = upload(link, blob)
         assert kind == 0x84
-        assert struct.unpack("<BBHIB", data[:9]) == (3, 0, 256, len(blob), expected_level(len(blob)))
+        level, by_level = expected_plan(model)
+        assert struct.unpack("<BBHIB", data[:9]) == (3, 0, 256, len(blob), level)
 
         golden = golden_masks(model, frames)
         for i, frame in enumerate(frames):
@@ -470,7 +486,7 @@ def test_simulator_over_tcp(firmware):
             assert (sum(int8), sum(fp16)) == (macs["int8"], macs["fp16"])
             assert min(int8) > 0 and min(fp16) > 0, "every worker computes"
             weight_bytes = sum(a.nbytes for a in blob_layout(model)[0])
-            assert [l2b, mramb, l3b][expected_level(len(blob))] == weight_bytes
+            assert (l2b, mramb, l3b) == by_level and sum(by_level) == weight_bytes
             assert struct.unpack_from(f"<{n + 1}Q", counters, 8 + 8 * n + 24) == (0,) * (n + 1)
 
         # RESET restarts the recurrent state: frame 0 again gives the first mask

@@ -263,17 +263,22 @@ def test_c_receiver_matches_the_python_parser_on_damaged_streams(tools):
 
 # --- where MODEL_END places a blob ----------------------------------------------------------------
 
-def test_firmware_places_blobs_where_the_host_does_at_every_boundary(tools):
+def test_firmware_takes_blobs_where_the_host_does_at_every_boundary(tools):
+    """MODEL_END's capacity checks: the planner ("auto") takes any blob the L3 staging region
+    holds; a forced level (`--placement`) a blob of at most its size, as `MemoryLevels.placement`
+    and the cost model say."""
     memory = memory_levels(load_target())
     l2, mram, l3 = memory.l2_weight_bytes, memory.mram_bytes, memory.l3_bytes
-    sizes = [36, l2 - 1, l2, l2 + 1, mram - 1, mram, mram + 1, l3 - 1, l3, l3 + 1]
-    result = subprocess.run([str(tools / "tdn-edge"), "place", *map(str, sizes)], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    capacity, *rows = result.stdout.splitlines()
-    assert capacity == f"capacity {l2} {mram} {l3}", "the simulated memories are the target file's"
-    firmware = {int(size): int(level) for size, level in (row.split() for row in rows)}
-    host = {size: MEMORY_LEVELS.index(memory.placement(size)) if memory.placement(size) else -1
-            for size in sizes}
-    assert firmware == host
-    assert [firmware[s] for s in (l2, l2 + 1, mram, mram + 1, l3, l3 + 1)] == [0, 1, 1, 2, 2, -1]
+    for code, cap in ((0, l3), (1, l2), (2, mram), (3, l3)):
+        sizes = [36, cap - 1, cap, cap + 1]
+        result = subprocess.run([str(tools / "tdn-edge"), "place", str(code), *map(str, sizes)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        capacity, *rows = result.stdout.splitlines()
+        assert capacity == f"capacity {l2} {mram} {l3}", "the simulated memories are the target file's"
+        firmware = {int(size): bool(int(fits)) for size, fits in (row.split() for row in rows)}
+        level = MEMORY_LEVELS[code - 1] if code else None
+        host = {size: (memory.placement(size) is not None if level is None
+                       else MEMORY_LEVELS.index(memory.placement(size) or "L3") <= code - 1 and size <= cap)
+                for size in sizes}
+        assert firmware == host == {36: True, cap - 1: True, cap: True, cap + 1: False}

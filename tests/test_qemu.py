@@ -195,6 +195,34 @@ def test_replay_on_qemu_is_bit_exact(lstm256_model, tmp_path, quant, pair):
     assert child_pids() <= before
 
 
+def test_a_model_split_across_l2_and_mram_is_bit_exact_on_qemu(qemu_image, tmp_path, make_wav):
+    """The placement planner spreads a 2.5 MB fp16 H = 256 model over L2 and MRAM; every tile
+    is read from two levels, and the masks stay bit-identical to the emulator's."""
+    from helpers import random_params
+
+    from streamer.model.fileformat import save_model
+
+    noisy = make_wav(tmp_path / "noisy.wav", seconds=0.5, seed=3, noise=0.05)
+    model = tmp_path / "h256.tdn"
+    save_model(random_params("lstm", 256, seed=6), model)
+    report = tmp_path / "r.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "replay", str(noisy), "--model", str(model), "--quant", "fp16",
+         "--backend", "qemu", "--verify", "--out", str(tmp_path / "out.wav"), "--report", str(report)],
+        capture_output=True, text=True, timeout=TEST_DEADLINE_S - 10, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(report.read_text())
+    assert _find(data, "weights_level") == "L2+MRAM"
+    assert _find(data, "verify_mismatched_frames") == 0 and _find(data, "frames_answered") > 70
+    # QEMU's MODEL_END reports the cost model's plan, tile by tile
+    from streamer.costmodel import firmware_work
+    from streamer.target import read_target
+
+    plan = data["backend_info"]["model"]["plan"]
+    expected = firmware_work("fp16", "lstm", 256, read_target()).cuts()
+    assert [[tuple(c) for c in layer["cuts"]] for layer in plan.values()] == [list(c) for c in expected]
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 def _small_model(folder: Path) -> Path:

@@ -51,13 +51,17 @@ def test_paper_ratios_for_the_h256_lstm(tmp_path):
     assert [row["voltage"] for row in modes["mixed"]["operating_points"]] == [0.65, 0.70, 0.75, 0.80]
     assert 3.5 <= r["speedup_mixed_vs_fp16_max"] <= 4.5                    # paper: up to 4x
     assert r["lowest_feasible_voltage"]["mixed"] == 0.65                     # paper: 0.65 V
-    assert r["lowest_feasible_voltage"]["fp16"] is None                      # streams from L3
+    assert r["lowest_feasible_voltage"]["fp16"] == 0.65                      # L2 + MRAM, planned
     saving = r["power_saving_high_to_low_voltage"]["mixed"]
     assert saving["from_v"] == 0.8 and saving["to_v"] == 0.65 and saving["to_v_meets_deadline"]
     assert 2.0 <= saving["active_power"] <= 2.5                              # paper: up to 2.5x
     assert 1.4 <= r["memory_fp16_vs_mixed"] <= 1.75                          # paper: 1.4-1.7x
     where = {m: w["memory"] for m, w in r["weights"].items()}
-    assert where == {"fp16": "L3", "int8": "MRAM", "mixed": "MRAM"}
+    assert where == {"fp16": "L2+MRAM", "int8": "L2+MRAM", "mixed": "L2+MRAM"}
+    # the whole blob in one level, as before the planner: fp16 streams from L3 and misses
+    whole = sweep(model_file(tmp_path, "lstm", 256), modes=("fp16",), placement="L3")
+    assert whole["ratios"]["lowest_feasible_voltage"]["fp16"] is None
+    assert whole["modes"]["fp16"]["target"]["weights_memory"] == "L3"
     for entry in modes.values():
         facts = entry["target"]
         assert facts["ideal_cycles"] > 0
@@ -221,3 +225,19 @@ def test_live_accepts_voltages_and_reports_operating_points(tmp_path):
     with open_backend("emulator", params) as backend:  # fp32: no target
         timing, note = target_observer(spec, backend)
     assert timing is None and "fp32" in TargetNote(note).report_fields()["target_note"]
+
+
+def test_sweep_compares_placements(tmp_path):
+    """`--compare-placement whole` costs the modes as before the planner beside the plan."""
+    pytest.importorskip("matplotlib")
+    from streamer.sweep import compare_table, plot, sweep
+
+    report = sweep(model_file(tmp_path, "lstm", 256), modes=("mixed",), voltages="0.65,0.8", compare="whole")
+    planned, whole = report["modes"]["mixed"], report["compare"]["modes"]["mixed"]
+    assert report["placement"] == "auto" and report["compare"]["placement"] == "whole"
+    assert planned["target"]["weights_memory"] == "L2+MRAM" and whole["target"]["weights_memory"] == "MRAM"
+    assert [r["cycles_p99"] for r in whole["operating_points"]] == [618_978, 932_387]
+    assert [r["cycles_p99"] for r in planned["operating_points"]] == [196_790, 196_790]
+    assert planned["target"]["cycles_breakdown"]["0.65"]["bound"]["rnn1"] == "L2"
+    assert compare_table(report) is not None
+    assert plot(report, tmp_path / "p.png").stat().st_size > 10_000

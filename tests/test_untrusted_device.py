@@ -159,3 +159,29 @@ def test_device_info_is_checked(simulator: Simulator) -> None:
         fields = {**good.__dict__, **change}
         with pytest.raises(LinkError, match=message):
             check_device_info(DeviceInfo(**fields))
+
+
+def _set(payload: bytes, offset: int, fmt: str, value: int) -> bytes:
+    import struct
+
+    out = bytearray(payload)
+    struct.pack_into(fmt, out, offset, value)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda p: _set(p, 8, "<B", 1), "names level 1 but its plan uses L2"),       # says MRAM, plan is L2
+    (lambda p: _set(p, 28, "<H", 999), "tile 0 has cuts 999"),                   # a cut past the tile
+    (lambda p: _set(p, 16, "<I", 5), "bytes per level"),                         # bytes the cuts do not give
+    (lambda p: p[:-2], "expected"),                                               # a plan cut short
+])
+def test_a_model_end_plan_that_cannot_be_true_refuses_the_device(simulator: Simulator, noisy: Path,
+                                                                 tmp_path: Path, damage, message) -> None:
+    """MODEL_END's plan is checked like every reply: a device that claims a plan its own tiling
+    cannot have is refused before any frame, with a one-line error, and nothing is written."""
+    from streamer.backends.base import BackendError
+
+    with FaultyDevice(simulator.port, model_rewrite=damage) as device:
+        with pytest.raises(BackendError, match=message):
+            _replay(device, noisy, tmp_path)
+    assert not (tmp_path / "out.wav").exists() and not (tmp_path / "r.json").exists()

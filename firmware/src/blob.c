@@ -3,7 +3,8 @@
  * tdn_model_parse walks the layout model.py and link/blob.py share (each array 4-byte
  * aligned, in the order fc0, rnn1, rnn2, fc1, fc2), checks sizes, scales and binary16 biases,
  * and points each layer's segments into the blob where it lies (the memory level it was
- * placed in); nothing is copied. tdn_blob_size gives the size the placement decides on.
+ * uploaded to); nothing is copied. tdn_blob_size gives its size; tdn_model_shape the layers'
+ * tiling alone (plan.c plans from it).
  */
 #include <string.h>
 
@@ -91,6 +92,15 @@ uint32_t tdn_blob_size(unsigned mode, unsigned cell, unsigned hidden)
     return layout(mode, cell, hidden, NULL, NULL);
 }
 
+int tdn_model_shape(unsigned mode, unsigned cell, unsigned hidden, tdn_layer *layers)
+{
+    if (tdn_blob_size(mode, cell, hidden) == 0) return TDN_E_UNSUPPORTED;
+    layout(mode, cell, hidden, NULL, layers);
+    for (unsigned li = 0; li < TDN_LAYERS; li++)
+        if (layers[li].rows_per_tile == 0) return TDN_E_UNSUPPORTED;
+    return TDN_OK;
+}
+
 static int scale_ok(float s) { return s > 0.0f && s < 3.0e38f && (1.0f / s) < 3.0e38f; }
 
 static int fail(const char **why, const char *msg, int code)
@@ -137,6 +147,7 @@ int tdn_model_parse(tdn_model *m, const uint8_t *blob, uint32_t n, int level, co
     m->hidden = (uint16_t)hidden;
     m->bytes = n;
     m->level = level;
+    m->blob_level = (uint8_t)level;
     m->blob = blob;
     m->s_fc0_in = sc[0];
     m->s_rnn1_in = sc[1];

@@ -5,7 +5,8 @@
  * Handlers (tdn_ctl_handle): every request gets exactly one reply with its seq, or ERROR.
  * MODEL_BEGIN opens an upload into the staging region (the L3 region, the largest) and
  * unloads the current model (its memory may be overwritten). Chunks must come in order.
- * MODEL_END checks the size and CRC-32, then tdn_ctl_install places and validates the blob.
+ * MODEL_END checks the size and CRC-32, then tdn_ctl_install validates the blob and places its
+ * rows (the planner, or the whole blob in the level the host asked for); the reply has the plan.
  * FRAME runs the network on the cluster and replies with the mask and the frame's counters.
  * TRACE returns one of the last frame's intermediates, read from the model's frame workspace
  * (the values tdn-run traces), so a host can name the first layer that differs.
@@ -115,30 +116,50 @@ static size_t on_chunk(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t c
     return reply(out, cap, req, c->reply, 4);
 }
 
+/* ModelInfo (docs/protocol.md): the model, its level, the placement asked for and, per layer,
+ * the plan: tiles, rows per tile, bytes per level, then each tile's L2 and MRAM row cuts. */
+static size_t model_info(const tdn_model *m, uint8_t *p)
+{
+    uint8_t *q = p + 12;
+    p[0] = m->mode;
+    p[1] = m->cell;
+    tdn_put_u16(p + 2, m->hidden);
+    tdn_put_u32(p + 4, m->bytes);
+    p[8] = (uint8_t)m->level;
+    p[9] = m->placement;
+    p[10] = TDN_LAYERS;
+    p[11] = 0;
+    for (unsigned li = 0; li < TDN_LAYERS; li++) {
+        const tdn_layer *L = &m->layer[li];
+        tdn_put_u16(q, L->tiles);
+        tdn_put_u16(q + 2, L->rows_per_tile);
+        for (int l = 0; l < TDN_LEVELS; l++) tdn_put_u32(q + 4 + 4 * l, tdn_plan_bytes(L, l));
+        q += 16;
+        for (unsigned t = 0; t < L->tiles; t++, q += 4) {
+            tdn_put_u16(q, L->cut[t][0]);
+            tdn_put_u16(q + 2, L->cut[t][1]);
+        }
+    }
+    return (size_t)(q - p);
+}
+
 static size_t on_end(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t cap)
 {
     uint32_t stage_cap;
     uint8_t *stage = tdn_ctl_stage(&stage_cap);
     const char *why = "";
-    int rc;
-    if (req->len != 0) return err_reply(c, out, cap, req, TDN_E_BAD_REQUEST, "MODEL_END takes no payload");
+    int rc, placement = TDN_PLACE_AUTO;
+    if (req->len > 1) return err_reply(c, out, cap, req, TDN_E_BAD_REQUEST, "MODEL_END takes at most a u8 placement");
+    if (req->len == 1) placement = req->payload[0];
+    if (placement > TDN_PLACE_L3) return err_reply(c, out, cap, req, TDN_E_BAD_REQUEST, "unknown placement");
     if (!c->uploading) return err_reply(c, out, cap, req, TDN_E_BAD_SEQUENCE, "no MODEL_BEGIN");
     if (c->up_received != c->up_total) return err_reply(c, out, cap, req, TDN_E_BAD_SEQUENCE, "model incomplete");
     c->uploading = 0;
     if (tdn_crc32(0, stage, c->up_total) != c->up_crc)
         return err_reply(c, out, cap, req, TDN_E_BAD_CHECKSUM, "model CRC-32 mismatch");
-    rc = tdn_ctl_install(c, c->up_total, &why);
+    rc = tdn_ctl_install(c, c->up_total, placement, &why);
     if (rc != TDN_OK) return err_reply(c, out, cap, req, rc, why);
-    {
-        uint8_t *p = c->reply;
-        p[0] = c->model.mode;
-        p[1] = c->model.cell;
-        tdn_put_u16(p + 2, c->model.hidden);
-        tdn_put_u32(p + 4, c->model.bytes);
-        p[8] = (uint8_t)c->model.level;
-        p[9] = p[10] = p[11] = 0;
-        return reply(out, cap, req, p, 12);
-    }
+    return reply(out, cap, req, c->reply, model_info(&c->model, c->reply));
 }
 
 static size_t on_frame(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t cap)

@@ -8,7 +8,8 @@
  *      tile t+1, barrier;
  *   4. recurrent layers: every worker does the gate work of its block of hidden units.
  * A tile is a block of rows of the layer: the rows of each of its arrays (weights, per-row
- * scales, biases), packed into one 64 kB half of L1, each array 4-byte aligned.
+ * scales, biases), packed into one 64 kB half of L1, each array 4-byte aligned. Its rows are
+ * read from the levels the placement plan chose for them (plan.c, controller.c).
  */
 #include <string.h>
 
@@ -37,17 +38,34 @@ typedef struct {
 static unsigned part(unsigned n, unsigned core) { return (unsigned)((uint32_t)n * core / TDN_WORKERS); }
 
 /* Copy tile t (rows [t*rpt, ...)) of every array of layer L into L1 buffer `dst` (worker 0),
- * each array at a 4-byte aligned slot of rows_per_tile rows. */
+ * each array at a 4-byte aligned slot of rows_per_tile rows. Each array's rows come from the
+ * levels the plan put them in (plan.c): one transfer per array and level, the slowest level
+ * first so that where two levels have their own DMA channels the slow copy starts first and
+ * the fast one runs beside it; the caller waits for the last, which waits for all. */
 static hal_dma_id copy_tile(const tdn_model *m, const tdn_layer *L, unsigned t, uint8_t *dst)
 {
     unsigned row0 = (unsigned)t * L->rows_per_tile;
-    unsigned rows = L->rows - row0 < L->rows_per_tile ? L->rows - row0 : L->rows_per_tile;
-    uint32_t off = 0;
+    unsigned rows = tdn_tile_rows(L, t);
+    unsigned lo[TDN_LEVELS], hi[TDN_LEVELS];
     hal_dma_id id = 0;
-    for (unsigned s = 0; s < L->nseg; s++) {
-        uint32_t bytes = L->seg[s].row_bytes * rows;
-        id = rt_dma(dst + off, L->seg[s].src + (uint32_t)row0 * L->seg[s].row_bytes, bytes, m->level);
-        off = tdn_align4(off + L->seg[s].row_bytes * L->rows_per_tile);
+    lo[TDN_LEVEL_L2] = 0;
+    hi[TDN_LEVEL_L2] = lo[TDN_LEVEL_MRAM] = L->cut[t][0];
+    hi[TDN_LEVEL_MRAM] = lo[TDN_LEVEL_L3] = L->cut[t][1];
+    hi[TDN_LEVEL_L3] = rows;
+    for (int lv = TDN_LEVELS - 1; lv >= 0; lv--) {
+        uint32_t off = 0, packed = lv == TDN_LEVEL_L3 ? 0u : L->off[t][lv];
+        unsigned n = hi[lv] - lo[lv];
+        for (unsigned s = 0; s < L->nseg; s++) {
+            uint32_t rb = L->seg[s].row_bytes;
+            /* L3: the blob itself (the firmware keeps it in L3; a host library anywhere: its
+               level labels the counters); L2, MRAM: the tile's rows of that level, packed */
+            const uint8_t *src = lv == TDN_LEVEL_L3 ? L->seg[s].src + (uint32_t)(row0 + lo[lv]) * rb
+                                                    : m->region[lv] + packed;
+            int label = lv == TDN_LEVEL_L3 ? m->blob_level : lv;
+            if (n) id = rt_dma(dst + off + lo[lv] * rb, src, n * rb, label);
+            packed += n * rb;
+            off = tdn_align4(off + rb * L->rows_per_tile);
+        }
     }
     return id;
 }
@@ -173,7 +191,7 @@ static void layer_task(unsigned core, void *arg)
     rt_barrier(core);
     for (unsigned t = 0; t < L->tiles; t++) {
         unsigned row0 = t * L->rows_per_tile;
-        unsigned n = L->rows - row0 < L->rows_per_tile ? L->rows - row0 : L->rows_per_tile;
+        unsigned n = tdn_tile_rows(L, t);
         hal_dma_id next = 0;
         int prefetch = core == 0 && t + 1u < L->tiles;
         if (prefetch) next = copy_tile(m, L, t + 1u, buf[(t + 1u) & 1u]);

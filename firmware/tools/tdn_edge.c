@@ -7,19 +7,23 @@
  *                                 as binary32 (12 bytes per pair, little-endian)
  *   tdn-edge input OUT            requant_input of the 65536 binary16 patterns (binary32 each)
  *   tdn-edge state OUT            requant_state_to_f16 of the int8 values -128..127 (binary32)
- *   tdn-edge place TOTAL...       the memory level MODEL_END (tdn_ctl_install) puts a blob of
- *                                 TOTAL bytes in: one line "TOTAL LEVEL" per argument, LEVEL
- *                                 0 (L2), 1 (MRAM), 2 (L3) or -1 (too large); first a line
- *                                 "capacity L2 MRAM L3"
+ *   tdn-edge place PLACEMENT TOTAL...
+ *                                 whether MODEL_END (tdn_ctl_install) asked for PLACEMENT (0 auto,
+ *                                 1 L2, 2 MRAM, 3 L3) takes a blob of TOTAL bytes: one line
+ *                                 "TOTAL FITS" per argument, FITS 1 or 0 (MODEL_TOO_LARGE); first
+ *                                 a line "capacity L2 MRAM L3"
+ *   tdn-edge plan MODE CELL H L2 MRAM
+ *                                 the placement plan (plan.c) of that shape for those L2 and
+ *                                 MRAM capacities: per layer one line "TILES ROWS_PER_TILE
+ *                                 BYTES_L2 BYTES_MRAM BYTES_L3" then per tile "CUT_L2,CUT_MRAM,OFF_L2"
  *   tdn-edge rx                   the packet receiver, scripted on stdin, one command a line:
  *                                   feed MS HEX   bytes received at MS, then deliver at MS
  *                                   poll MS       deliver at MS (no new bytes)
  *                                   stats         "stats BAD_HEADER BAD_CRC STALE HELD"
  *                                 each delivered packet prints "packet TYPE SEQ LEN"
  *
- * `place` finds the level by where the staged bytes land: the blob is filled with a marker
- * that fails validation (bad magic), so tdn_ctl_install copies it to the level it chose and
- * then refuses it; L3 is the staging region itself (no copy).
+ * `place` fills the staging region with a marker that fails validation (bad magic): a blob
+ * the placement can take is refused as a bad model, one it cannot as too large.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,33 +83,43 @@ static int cmd_state(const char *out_path)
 
 static tdn_ctl ctl;
 
-static int landed(int level, uint32_t total)
-{
-    uint32_t cap;
-    uint8_t *mem = hal_mem(level, &cap);
-    return total <= cap && mem[0] == 0xEEu && mem[total - 1] == 0xEEu;
-}
-
 static int cmd_place(int argc, char **argv)
 {
     uint32_t cap[TDN_LEVELS], stage_cap;
     uint8_t *stage = tdn_ctl_stage(&stage_cap);
+    int placement;
     for (int level = 0; level < TDN_LEVELS; level++) hal_mem(level, &cap[level]);
     printf("capacity %u %u %u\n", cap[0], cap[1], cap[2]);
-    for (int i = 0; i < argc; i++) {
+    if (argc < 1) return 2;
+    placement = atoi(argv[0]);
+    for (int i = 1; i < argc; i++) {
         unsigned long total = strtoul(argv[i], NULL, 10);
         const char *why = "";
-        int rc, level = -1;
+        int rc;
         if (total == 0 || total > 0xFFFFFFFFul) { fprintf(stderr, "tdn-edge: bad size %s\n", argv[i]); return 2; }
-        for (int l = TDN_LEVEL_L2; l < TDN_LEVEL_L3; l++) memset(hal_mem(l, &cap[l]), 0, cap[l]);
         memset(stage, 0xEE, total < stage_cap ? total : stage_cap);
-        rc = tdn_ctl_install(&ctl, (uint32_t)total, &why);
-        if (rc == TDN_E_MODEL_TOO_LARGE) level = -1;
-        else if (landed(TDN_LEVEL_L2, (uint32_t)total)) level = TDN_LEVEL_L2;
-        else if (landed(TDN_LEVEL_MRAM, (uint32_t)total)) level = TDN_LEVEL_MRAM;
-        else level = TDN_LEVEL_L3;
+        rc = tdn_ctl_install(&ctl, (uint32_t)total, placement, &why);
         if (rc == TDN_OK) { fprintf(stderr, "tdn-edge: the marker blob was accepted\n"); return 1; }
-        printf("%lu %d\n", total, level);
+        printf("%lu %d\n", total, rc == TDN_E_MODEL_TOO_LARGE ? 0 : 1);
+    }
+    return 0;
+}
+
+static int cmd_plan(char **argv)
+{
+    static tdn_layer layers[TDN_LAYERS];
+    uint32_t cap[2];
+    unsigned mode = (unsigned)atoi(argv[0]), cell = (unsigned)atoi(argv[1]), hidden = (unsigned)atoi(argv[2]);
+    cap[0] = (uint32_t)strtoul(argv[3], NULL, 10);
+    cap[1] = (uint32_t)strtoul(argv[4], NULL, 10);
+    if (tdn_model_shape(mode, cell, hidden, layers) != TDN_OK) { fprintf(stderr, "tdn-edge: bad shape\n"); return 2; }
+    tdn_plan(layers, cap);
+    for (unsigned li = 0; li < TDN_LAYERS; li++) {
+        const tdn_layer *L = &layers[li];
+        printf("%u %u %u %u %u", L->tiles, L->rows_per_tile, tdn_plan_bytes(L, TDN_LEVEL_L2),
+               tdn_plan_bytes(L, TDN_LEVEL_MRAM), tdn_plan_bytes(L, TDN_LEVEL_L3));
+        for (unsigned t = 0; t < L->tiles; t++) printf(" %u,%u,%u", L->cut[t][0], L->cut[t][1], L->off[t][0]);
+        printf("\n");
     }
     return 0;
 }
@@ -167,7 +181,8 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "input") == 0) return cmd_input(argv[2]);
     if (argc == 3 && strcmp(argv[1], "state") == 0) return cmd_state(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "place") == 0) return cmd_place(argc - 2, argv + 2);
+    if (argc == 7 && strcmp(argv[1], "plan") == 0) return cmd_plan(argv + 2);
     if (argc == 2 && strcmp(argv[1], "rx") == 0) return cmd_rx();
-    fprintf(stderr, "usage: tdn-edge act IN OUT | input OUT | state OUT | place TOTAL... | rx < SCRIPT\n");
+    fprintf(stderr, "usage: tdn-edge act IN OUT | input OUT | state OUT | place PLACEMENT TOTAL... | plan MODE CELL H L2 MRAM | rx < SCRIPT\n");
     return 2;
 }

@@ -3,7 +3,7 @@
  *   tdn-run MODEL.tdnb FRAMES.f16 MASKS.f16 [COUNTERS.txt [TRACE.bin]]
  *
  * FRAMES: frames of 257 little-endian binary16 magnitudes; MASKS: the masks, same layout.
- * The blob is placed exactly as MODEL_END places it (L2, MRAM or L3 by size) and the frames
+ * The blob is placed exactly as MODEL_END places it (the planner: plan.c) and the frames
  * run from a zero state on the simulated cluster. COUNTERS gets one line per frame:
  * ticks int8_macs fp16_macs l1_from_l2 l1_from_mram l1_from_l3 dma forks barrier_waits
  * (MACs summed over workers), preceded by a line "level L mode M cell C hidden H bytes N".
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
     if (size <= 0 || (unsigned long)size > cap) { fprintf(stderr, "tdn-run: model too large\n"); return 1; }
     if (fread(stage, 1, (size_t)size, fb) != (size_t)size) { fprintf(stderr, "tdn-run: short read\n"); return 1; }
     fclose(fb);
-    rc = tdn_ctl_install(&ctl, (uint32_t)size, &why);
+    rc = tdn_ctl_install(&ctl, (uint32_t)size, TDN_PLACE_AUTO, &why);
     if (rc != TDN_OK) { fprintf(stderr, "tdn-run: model rejected (error %d): %s\n", rc, why); return 3; }
     fi = fopen(argv[2], "rb");
     fo = fopen(argv[3], "wb");

@@ -34,14 +34,15 @@ class LastFrame:
 @dataclass(frozen=True)
 class TargetModel:
     """What runs on the target, for the cost model: the numeric mode, cell and hidden size, and
-    for a device the memory level it placed the weights in and its link's baud rate (None:
-    the cost model places them itself, no wire)."""
+    for a device the memory level(s) it placed the weights in, its plan, and its link's baud
+    rate (None: the cost model places them itself, no wire)."""
 
     mode: str
     cell: str
     hidden: int
     level: str | None = None
     baud: int | None = None
+    cuts: tuple | None = None  # a device's own placement plan (ModelInfo), per layer per tile
 
 
 class Backend(ABC):

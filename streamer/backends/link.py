@@ -147,7 +147,8 @@ class LinkBackend(Backend):
 
     def target_model(self) -> TargetModel:
         info = self.model_info
-        return TargetModel(info.mode, info.cell, info.hidden, info.weights_level, self.baud)
+        cuts = None if info.plan is None else tuple(layer.cuts for layer in info.plan)
+        return TargetModel(info.mode, info.cell, info.hidden, info.weights_level, self.baud, cuts)
 
     def trace_last_frame(self) -> dict[str, np.ndarray]:
         """The device's intermediates of the last frame (TRACE), by TRACE_TENSORS name; tensors
@@ -222,7 +223,7 @@ class LinkBackend(Backend):
 
 
 def open_link(spec: str, model, quant: str | None, progress=None,
-              policy: LinkPolicy | None = None) -> LinkBackend:
+              policy: LinkPolicy | None = None, placement: str = "auto") -> LinkBackend:
     """Open `sim`, `sim-tcp`, `qemu`, `qemu-tcp`, `serial:PATH[@BAUD]` or `socket://HOST:PORT`
     and load the model."""
     from streamer.link.simulator import Simulator
@@ -257,7 +258,12 @@ def open_link(spec: str, model, quant: str | None, progress=None,
             raise BackendError(f"the device runs {', '.join(info.cells)} cells, not {qmodel.cell}")
         from streamer.link.blob import encode_blob
 
-        model_info = client.load_model(encode_blob(qmodel), progress)
+        blob = encode_blob(qmodel)
+        if placement == "whole":  # the rule before the planner, on the device's own capacities
+            fits = [level for level, cap in (("L2", info.l2_bytes), ("MRAM", info.mram_bytes),
+                                             ("L3", info.l3_bytes)) if len(blob) <= cap]
+            placement = fits[0] if fits else "L3"  # too large: the device refuses it
+        model_info = client.load_model(blob, progress, placement)
         return LinkBackend(client, model_info, info, transport, baud, simulator,
                            weights_bytes=qmodel.weight_bytes(), policy=policy)
     except LinkError as error:

@@ -35,10 +35,11 @@ def _open_emulator(spec: str, params: Any, quant: str | None, policy: LinkPolicy
     return EmulatorBackend(params, quant=quant)
 
 
-def _open_link(spec: str, params: Any, quant: str | None, policy: LinkPolicy | None) -> Backend:
+def _open_link(spec: str, params: Any, quant: str | None, policy: LinkPolicy | None,
+               placement: str = "auto") -> Backend:
     from streamer.backends.link import open_link
 
-    return open_link(spec, params, quant, policy=policy)
+    return open_link(spec, params, quant, policy=policy, placement=placement)
 
 
 def _open_native(spec: str, params: Any, quant: str | None, policy: LinkPolicy | None) -> Backend:
@@ -85,7 +86,7 @@ def kind_of(spec: str) -> BackendKind | None:
 
 
 def open_backend(spec: str, params: Any, quant: str | None = None, verify: bool = False,
-                 policy: LinkPolicy | None = None) -> Backend:
+                 policy: LinkPolicy | None = None, placement: str = "auto") -> Backend:
     """Open the backend named by `spec` (a row of BACKENDS) for a model in numeric mode `quant`.
 
     `params` is FP32 TinyDenoiserParams or a QuantizedModel; `quant` None means the model's own
@@ -104,5 +105,13 @@ def open_backend(spec: str, params: Any, quant: str | None = None, verify: bool 
                                f"with native or a device backend ({backend_names(verifiable_only=True)})")
         from streamer.backends.verify import VerifyingBackend
 
-        return VerifyingBackend.for_device(kind.open(spec, params, quant, policy), params, quant)
-    return kind.open(spec, params, quant, policy)
+        return VerifyingBackend.for_device(_open(kind, spec, params, quant, policy, placement), params, quant)
+    return _open(kind, spec, params, quant, policy, placement)
+
+
+def _open(kind: BackendKind, spec: str, params: Any, quant: str | None, policy: LinkPolicy | None,
+          placement: str) -> Backend:
+    # only a device takes a placement; "auto" keeps every opener's four-argument call
+    if placement == "auto" or not kind.device:
+        return kind.open(spec, params, quant, policy)
+    return kind.open(spec, params, quant, policy, placement)  # type: ignore[call-arg]

@@ -12,6 +12,7 @@ from streamer.options import (
     DASHBOARD_HELP,
     DEFAULT_BATCH,
     add_model_options,
+    add_placement_option,
     add_target_options,
     link_policy,
     make_dashboard,
@@ -66,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "machine). The folders (and --out-dir) must be at the same paths on "
                                "every node. Needs pip install 'streamer[cluster]'")
     add_target_options(parser)
+    add_placement_option(parser)
     parser.add_argument("--dashboard", action="store_true", help=DASHBOARD_HELP)
 
 
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                           report=args.report, csv=args.csv, on_pairing=on_pairing, on_file=on_file,
                           target=args.target, voltages=args.voltages,
                           atten_lim_db=args.atten_lim_db, feed=make_feed, policy=link_policy(args),
-                          batch=args.batch, cluster=args.cluster)
+                          batch=args.batch, cluster=args.cluster, placement=args.placement)
     data = eval_report(result)
     Console().print(eval_table(data))
     for line in target_lines(data):

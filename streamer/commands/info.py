@@ -6,6 +6,7 @@ import argparse
 
 from streamer.options import (
     OptionError,
+    add_placement_option,
 )
 from streamer.quant.modes import modes_text
 
@@ -16,8 +17,9 @@ bytes and its metadata (training recipe, provenance).
 
 EPILOG = """\
 The memory table gives, per numeric mode, the weight bytes per layer and storage type and
-the memory level the weights need on the target: L2 (its weight budget), the on-chip MRAM,
-or external L3.
+the memory level the whole blob fits: L2 (its weight budget), the on-chip MRAM, or external
+L3. The placement table gives the plan the firmware makes at MODEL_END (--placement auto: each
+tile's rows over L2, then MRAM, then L3; docs/cost-model.md): bytes of each layer per level.
 
 examples:
   streamer info                 the embedded default model
@@ -33,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="report memory for this mode only (default: every mode)")
     parser.add_argument("--target", metavar="TARGET.toml",
                       help="target description for memory sizes (default: the GAP9 target)")
+    add_placement_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -47,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     info["file"] = str(file)
     info["file_bytes"] = file.stat().st_size
     info["memory"] = _memory_reports(loaded.params, args.quant, args.target)
+    info["placement"] = _plans(info, info["memory"], args.target, args.placement)
     if args.json:
         print(to_json(info), end="")
         return 0
@@ -61,7 +65,46 @@ def run(args: argparse.Namespace) -> int:
     for key, value in sorted(metadata.items()):
         print(f"  {key}: {value}")
     print(_memory_table(info["memory"]))
+    if info["placement"]:
+        print(_plan_table(info["placement"]))
     return 0
+
+
+def _plans(info: dict, reports: list[dict], target: str | None, placement: str) -> dict[str, dict]:
+    """Per quantised mode: the placement plan (bytes of each layer per level) on the target."""
+    from streamer.costmodel import CostModelError, firmware_work
+    from streamer.target import read_target
+
+    chosen = read_target(target)
+    plans = {}
+    for report in reports:
+        mode = report["quant"]
+        if mode == "fp32":
+            continue  # the target does not run it
+        try:
+            work = firmware_work(mode, info["cell"], info["hidden"], chosen, placement)
+        except CostModelError as error:
+            plans[mode] = {"placement": placement, "error": str(error)}
+            continue
+        plans[mode] = {"placement": placement, "weights_memory": work.level, "layers": work.bytes_by_layer(),
+                       "bytes_by_level": dict(zip(("L2", "MRAM", "L3"), work.counters().l1_bytes_from,
+                                                  strict=True))}
+    return plans
+
+
+def _plan_table(plans: dict[str, dict]) -> str:
+    lines = []
+    for mode, plan in plans.items():
+        lines.append(f"placement    {mode}: " + (plan.get("error") or f"--placement {plan['placement']}: "
+                                                                   f"{plan['weights_memory']}"))
+        if "layers" not in plan:
+            continue
+        names = list(plan["layers"])
+        lines.append("  level      " + "".join(f"{name:>10}" for name in names) + "     total")
+        for level, level_total in plan["bytes_by_level"].items():
+            cells = "".join(f"{plan['layers'][name][level]:>10,}" for name in names)
+            lines.append(f"  {level:<10} {cells}{level_total:>10,}")
+    return "\n".join(lines)
 
 
 def _memory_reports(params, quant: str | None, target: str | None) -> list[dict]:

@@ -10,6 +10,7 @@ from streamer.commands.common import link_status, progress_bar, warn
 from streamer.options import (
     DASHBOARD_HELP,
     add_model_options,
+    add_placement_option,
     add_target_options,
     link_policy,
     make_dashboard,
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write one JSON line per frame: frame, host_ms, deadline_miss, "
                              "target_cycles and target_meets per voltage")
     add_target_options(parser)
+    add_placement_option(parser)
     parser.add_argument("--dashboard", action="store_true", help=DASHBOARD_HELP)
 
 
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
                         backend=args.backend, quant=args.quant, report=args.report, log=args.log,
                         progress=progress, verify=args.verify, target=args.target,
                         voltages=args.voltages, atten_lim_db=args.atten_lim_db, feed=feed,
+                        placement=args.placement,
                         policy=link_policy(args))
     print(replay_summary(replay_report(result)))
     for path, what in ((args.report, "report"), (args.log, "frame log")):

@@ -8,10 +8,12 @@ import sys
 from streamer.commands.common import say
 from streamer.options import (
     MODEL_HELP,
+    add_placement_option,
     add_target_options,
     positive_int,
 )
 from streamer.quant.modes import QUANTIZED_MODES
+from streamer.target import PLACEMENTS
 
 DESCRIPTION = """\
 The question: at which supply voltage and clock does a quantised model still meet the
@@ -40,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quants", metavar="MODES", help="numeric modes, comma-separated "
                        f"(default: {','.join(QUANTIZED_MODES)})")
     add_target_options(parser)
+    add_placement_option(parser)
+    parser.add_argument("--compare-placement", metavar="PLACEMENT", choices=PLACEMENTS,
+                       help="also cost the modes with this placement (e.g. whole: the whole blob in the "
+                       "first level it fits, as before the planner): a second table, dashed lines in the "
+                       "plot")
     parser.add_argument("--baud", type=positive_int, metavar="BAUD",
                        help="add the link time per frame of a serial device at this baud rate")
     parser.add_argument("--noisy", metavar="PATH", help="noisy file or folder: with --clean, score "
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from streamer.report import write_json
-    from streamer.sweep import parse_modes, plot, quality_hint, ratio_lines, sweep, sweep_table
+    from streamer.sweep import compare_table, parse_modes, plot, quality_hint, ratio_lines, sweep, sweep_table
 
     check = {"plot": args.plot, "report": args.report}
     from pathlib import Path
@@ -73,9 +80,13 @@ def run(args: argparse.Namespace) -> int:
                         "clean": None if args.clean is None else Path(args.clean)})
     report = sweep(args.model, modes=parse_modes(args.quants), target=args.target,
                    voltages=args.voltages, baud=args.baud, noisy=args.noisy, clean=args.clean,
-                   jobs=args.jobs, say=say, batch=args.batch, cluster=args.cluster)
+                   jobs=args.jobs, say=say, batch=args.batch, cluster=args.cluster,
+                   placement=args.placement, compare=args.compare_placement)
     # Wide enough for every column when the output is a file or a pipe.
-    Console(width=None if sys.stdout.isatty() else 150).print(sweep_table(report))
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    console.print(sweep_table(report))
+    if compare_table(report) is not None:
+        console.print(compare_table(report))
     hint = quality_hint(report)
     if hint:
         print(hint)

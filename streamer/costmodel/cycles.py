@@ -37,10 +37,23 @@ class Cycles:
     elementwise: float    # prologues and gate work
     overhead: float       # forks, layer set-up, barriers
     by_layer: tuple[float, ...]
+    bound: tuple[str, ...] = ()  # per layer: "compute", or the level whose copies take longest
 
 
-def _dma(target: Target, level: str, nbytes: int, transfers: int, freq_hz: float) -> float:
-    return transfers * target.overheads.dma_transfer_cycles + target.dma[level].cycles(nbytes, freq_hz)
+def level_cycles(tile: Tile, target: Target, freq_hz: float) -> dict[str, float]:
+    """Cycles each level's bytes of `tile` take on its channel (transfer set-up not included)."""
+    return {level: target.dma[level].cycles(tile.bytes_from[lv], freq_hz)
+            for lv, level in enumerate(MEMORY_LEVELS) if tile.bytes_from[lv]}
+
+
+def tile_dma(tile: Tile, target: Target, freq_hz: float) -> float:
+    """The copy of one tile: worker 0 programs every transfer, then the channels run at once;
+    levels that share a channel run one after the other (docs/cost-model.md)."""
+    by_channel: dict[str, float] = {}
+    for level, cycles in level_cycles(tile, target, freq_hz).items():
+        channel = target.dma[level].channel
+        by_channel[channel] = by_channel.get(channel, 0.0) + cycles
+    return tile.transfers * target.overheads.dma_transfer_cycles + max(by_channel.values(), default=0.0)
 
 
 def _tile_compute(tile: Tile, layer: LayerWork, target: Target, rates: Rates) -> float:
@@ -56,9 +69,9 @@ def frame_cycles(work: FrameWork, target: Target, freq_hz: float) -> Cycles:
     """Cycles of one frame of `work` with the cluster at `freq_hz` (docs/cost-model.md)."""
     rates, o, c = Rates.of(target), target.overheads, target.compute
     compute = exposed = elementwise = overhead = 0.0
-    by_layer = []
+    by_layer, bound = [], []
     for layer in work.layers:
-        dma = [_dma(target, work.level, t.nbytes, t.transfers, freq_hz) for t in layer.tiles]
+        dma = [tile_dma(t, target, freq_hz) for t in layer.tiles]
         comp = [_tile_compute(t, layer, target, rates) for t in layer.tiles]
         l_overhead = o.layer_setup_cycles + o.fork_cycles + layer.barriers * o.barrier_cycles
         l_elem = (max(layer.prologue) * c.elementwise_cycles
@@ -73,8 +86,19 @@ def frame_cycles(work: FrameWork, target: Target, freq_hz: float) -> Cycles:
         compute, exposed, elementwise, overhead = (compute + l_compute, exposed + l_exposed,
                                                    elementwise + l_elem, overhead + l_overhead)
         by_layer.append(l_compute + l_exposed + l_elem + l_overhead)
+        bound.append(_bound(layer, comp, target, freq_hz))
     total = math.ceil(compute + exposed + elementwise + overhead - 1e-9)
-    return Cycles(total, compute, exposed, elementwise, overhead, tuple(by_layer))
+    return Cycles(total, compute, exposed, elementwise, overhead, tuple(by_layer), tuple(bound))
+
+
+def _bound(layer: LayerWork, comp: list[float], target: Target, freq_hz: float) -> str:
+    """What bounds a layer: its tiles' compute, or the level whose copies take the most cycles."""
+    by_level: dict[str, float] = {}
+    for tile in layer.tiles:
+        for level, cycles in level_cycles(tile, target, freq_hz).items():
+            by_level[level] = by_level.get(level, 0.0) + cycles
+    slowest = max(by_level, key=lambda level: by_level[level]) if by_level else None
+    return "compute" if slowest is None or sum(comp) >= by_level[slowest] else slowest
 
 
 def counters_cycles(counters: FrameCounters, work: FrameWork, target: Target, freq_hz: float) -> Cycles:

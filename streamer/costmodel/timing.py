@@ -17,7 +17,7 @@ from streamer.costmodel.work import (
     firmware_work,
 )
 from streamer.quant.modes import QUANTIZED_MODES, modes_text
-from streamer.target import OperatingPoint, Target
+from streamer.target import MEMORY_LEVELS, OperatingPoint, Target
 
 # --- per-frame observer and the report rows ----------------------------------------------------
 
@@ -28,16 +28,19 @@ class TimingSpec:
     target: Target
     points: tuple[OperatingPoint, ...]
     baud: int | None = None
+    placement: str = "auto"  # the emulator's weights: the planner, or the whole blob in one level
 
     @classmethod
-    def load(cls, path: Any = None, voltages: Any = None, baud: int | None = None) -> TimingSpec:
-        """From `--target` and `--voltages` (None: the packaged GAP9 target, all its points)."""
+    def load(cls, path: Any = None, voltages: Any = None, baud: int | None = None,
+             placement: str = "auto") -> TimingSpec:
+        """From `--target`, `--voltages` (None: the packaged GAP9 target, all its points) and
+        `--placement`."""
         from streamer.target import parse_voltages, read_target
 
         target = read_target(path)
         chosen = parse_voltages(voltages) if voltages is None or isinstance(voltages, str) else [
             float(v) for v in voltages]
-        return cls(target, target.select(chosen), baud)
+        return cls(target, target.select(chosen), baud, placement)
 
 
 @dataclass
@@ -95,7 +98,12 @@ class TargetTiming:
             raise CostModelError(f"fp32 does not run on the target: pass --quant "
                                  f"{modes_text(QUANTIZED_MODES)} for target timing")
         self.device = backend.is_device
-        self.work = firmware_work(model.mode, model.cell, model.hidden, target, model.level)
+        if self.device:  # the device's own plan (or, from older firmware, its one level)
+            level = None if model.cuts is not None else model.level
+            self.work = firmware_work(model.mode, model.cell, model.hidden, target, level, model.cuts,
+                                      strict=False)
+        else:
+            self.work = firmware_work(model.mode, model.cell, model.hidden, target, spec.placement)
         if baud is None and self.device:
             baud = model.baud
         self.baud = baud
@@ -162,16 +170,21 @@ class TargetNote:
 
 def work_summary(work: FrameWork, target: Target,
                  points: tuple[OperatingPoint, ...] = ()) -> dict[str, Any]:
-    """Facts of the model on the target; with `points`, where each point's cycles go."""
-    macs = work.macs
+    """Facts of the model on the target; with `points`, where each point's cycles go, the
+    cycles of each layer and what bounds it (compute, or the level its copies wait on)."""
+    macs, names = work.macs, [layer.name for layer in work.layers]
     breakdown = {}
     for point in points:
         c = frame_cycles(work, target, point.freq_hz)
-        breakdown[f"{point.voltage:g}"] = {"total": c.total, "compute": round(c.compute),
-                                           "dma_exposed": round(c.dma_exposed),
-                                           "elementwise": round(c.elementwise), "overhead": round(c.overhead)}
+        breakdown[f"{point.voltage:g}"] = {
+            "total": c.total, "compute": round(c.compute), "dma_exposed": round(c.dma_exposed),
+            "elementwise": round(c.elementwise), "overhead": round(c.overhead),
+            "by_layer": dict(zip(names, (round(x) for x in c.by_layer), strict=True)),
+            "bound": dict(zip(names, c.bound, strict=True))}
     return {"mode": work.mode, "cell": work.cell, "hidden": work.hidden, "workers": work.workers,
-            "blob_bytes": work.blob_bytes, "weights_memory": work.level,
+            "blob_bytes": work.blob_bytes, "weights_memory": work.level, "placement": work.placement,
+            "bytes_by_level": dict(zip(MEMORY_LEVELS, work.counters().l1_bytes_from, strict=True)),
+            "plan": work.bytes_by_layer(),
             "macs_int8": macs["int8"], "macs_fp16": macs["fp16"],
             "ideal_cycles": round(ideal_cycles(work, target), 1),
             "tiles": {layer.name: len(layer.tiles) for layer in work.layers},

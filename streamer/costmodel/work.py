@@ -1,11 +1,13 @@
 """A frame's work on the target: the firmware's schedule (forks, tiles, rows per worker, gate
-work) rebuilt from (mode, cell, H, level), and the counters block it adds up to."""
+work) rebuilt from (mode, cell, H) and the placement plan (plan.py: which level each tile's rows
+are read from), and the counters block it adds up to."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from streamer.costmodel.plan import PLACEMENTS, Cuts, LayerShape, levels_used, plan_cuts, tile_rows_by_level
 from streamer.model.params import CELLS, N_BINS
 from streamer.quant.modes import LAYERS, QUANTIZED_MODES, layer_precision, modes_text
 from streamer.target import MEMORY_LEVELS, Target
@@ -76,6 +78,10 @@ class Tile:
     fp16_macs: tuple[int, ...]
     nbytes: int
     transfers: int
+    # where its rows come from (the placement plan): rows, bytes and transfers per level
+    rows_from: tuple[int, int, int] = (0, 0, 0)
+    bytes_from: tuple[int, int, int] = (0, 0, 0)
+    transfers_from: tuple[int, int, int] = (0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -110,26 +116,37 @@ class FrameWork:
     cell: str
     hidden: int
     workers: int
-    level: str
+    level: str                        # "L2", "MRAM", "L3", or "L2+MRAM" etc. where the plan spreads
     blob_bytes: int
     layers: tuple[LayerWork, ...]
+    placement: str = "auto"           # what was asked: the planner, or a whole-blob level
 
     def counters(self) -> FrameCounters:
         """The counters block the firmware reports for this frame (exact)."""
         w = self.workers
         int8, fp16 = [0] * w, [0] * w
-        nbytes = transfers = waits = 0
+        transfers = waits = 0
+        by_level = [0, 0, 0]
         for layer in self.layers:
             for tile in layer.tiles:
                 for c in range(w):
                     int8[c] += tile.int8_macs[c]
                     fp16[c] += tile.fp16_macs[c]
-                nbytes += tile.nbytes
+                for lv in range(len(MEMORY_LEVELS)):
+                    by_level[lv] += tile.bytes_from[lv]
                 transfers += tile.transfers
             waits += w * layer.barriers
-        by_level = [0, 0, 0]
-        by_level[MEMORY_LEVELS.index(self.level)] = nbytes
         return FrameCounters(tuple(int8), tuple(fp16), tuple(by_level), transfers, len(self.layers), waits)
+
+    def bytes_by_layer(self) -> dict[str, dict[str, int]]:
+        """The plan: bytes of each layer in each level."""
+        return {layer.name: {level: sum(t.bytes_from[lv] for t in layer.tiles)
+                             for lv, level in enumerate(MEMORY_LEVELS)} for layer in self.layers}
+
+    def cuts(self) -> tuple[Cuts, ...]:
+        """The plan as the firmware reports it: per layer, per tile, the (L2, MRAM) row cuts."""
+        return tuple(tuple((t.rows_from[0], t.rows_from[0] + t.rows_from[1]) for t in layer.tiles)
+                     for layer in self.layers)
 
     @property
     def macs(self) -> dict[str, int]:
@@ -159,18 +176,32 @@ def _layout(mode: str, cell: str, hidden: int) -> tuple[list[tuple[str, int, int
     return segments, total
 
 
-def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str | None = None) -> FrameWork:
-    """The firmware's schedule for one frame; `level` None places the blob as MODEL_END does."""
+def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str | None = None,
+                  cuts: tuple[Cuts, ...] | None = None, strict: bool = True) -> FrameWork:
+    """The firmware's schedule for one frame and where each tile's rows are read from.
+
+    `level` None or "auto": the placement planner on the target's L2 weight budget and MRAM
+    (plan.py, as MODEL_END does); "whole": the whole blob in the first level it fits (the
+    rule before the planner); "L2", "MRAM" or "L3": the whole blob in that level (a
+    CostModelError if it does not fit, unless `strict` is False: a device said it put it
+    there). `cuts`: a device's own plan (ModelInfo), used as it is.
+    """
     segments, total = _layout(mode, cell, hidden)
     workers, tile_bytes = target.workers, target.tile_bytes
-    if level is None:
-        level = target.memory.placement(total)
-        if level is None:
+    placement = "auto" if level is None else level
+    if placement not in PLACEMENTS:
+        raise CostModelError(f"placement {placement!r}: expected one of {', '.join(PLACEMENTS)}")
+    m = target.memory
+    if placement == "whole":
+        placement = m.placement(total) or "auto"  # too large for every level: the error below
+    capacity = {"auto": m.l3_bytes, "L2": m.l2_weight_bytes, "MRAM": m.mram_bytes, "L3": m.l3_bytes}
+    if strict and cuts is None and total > capacity[placement]:
+        if placement == "auto":
             raise CostModelError(f"a {total:,}-byte {mode} model fits no memory level of {target.name}")
-    layers = []
-    for name, rows, cols, segs in segments:
-        int8 = layer_int8(mode, name)
-        recurrent = name in ("rnn1", "rnn2")
+        raise CostModelError(f"--placement {placement}: a {total:,}-byte {mode} model does not fit "
+                             f"{placement} ({capacity[placement]:,} bytes) of {target.name}")
+    shapes = []
+    for name, rows, _cols, segs in segments:
         per_row = sum(segs)
         n = (tile_bytes - 4 * len(segs)) // per_row
         if n >= rows:
@@ -180,15 +211,33 @@ def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str 
         if n == 0:
             raise CostModelError(f"{name}: one row ({per_row} bytes) does not fit an L1 tile of "
                                  f"{tile_bytes} bytes")
+        shapes.append(LayerShape(rows, n, per_row))
+    if cuts is None:
+        caps = {"auto": (m.l2_weight_bytes, m.mram_bytes), "L2": (m.l2_weight_bytes, 0),
+                "MRAM": (0, m.mram_bytes), "L3": (0, 0)}[placement]
+        cuts = plan_cuts(shapes, *caps)
+    elif len(cuts) != len(shapes) or any(
+            len(c) != s.tiles or any(not 0 <= c0 <= c1 <= s.tile_rows(t) for t, (c0, c1) in enumerate(c))
+            for s, c in zip(shapes, cuts, strict=False)):
+        raise CostModelError(f"the device's placement plan tiles the model otherwise than an L1 tile of "
+                             f"{tile_bytes} bytes of {target.name} does")
+    layers = []
+    for (name, rows, cols, segs), shape, layer_cuts in zip(segments, shapes, cuts, strict=True):
+        int8 = layer_int8(mode, name)
+        recurrent = name in ("rnn1", "rnn2")
+        n = shape.rows_per_tile
         macs_per_row = cols + hidden if recurrent else cols
         tiles = []
-        for row0 in range(0, rows, n):
+        for t, row0 in enumerate(range(0, rows, n)):
             count = min(n, rows - row0)
             split = _shares(count, workers)
             macs = tuple(r * macs_per_row for r in split)
             zero = (0,) * workers
+            by_level = tile_rows_by_level(shape, t, layer_cuts[t])
             tiles.append(Tile(count, split, macs if int8 else zero, zero if int8 else macs,
-                              sum(count * b for b in segs), len(segs)))
+                              sum(count * b for b in segs), sum(len(segs) for r in by_level if r),
+                              by_level, tuple(r * shape.row_bytes for r in by_level),
+                              tuple(len(segs) if r else 0 for r in by_level)))
         layers.append(LayerWork(
             name=name, int8=int8, recurrent=recurrent, rows=rows, cols=cols, row_bytes=segs,
             rows_per_tile=n, tiles=tuple(tiles), prologue=_prologue(mode, name, hidden, workers),
@@ -196,7 +245,10 @@ def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str 
             dots_per_row=2 if recurrent else 1, activations_per_row=1 if name == "fc2" else 0,
             unit_activations=UNIT_ACTIVATIONS[cell] if recurrent else 0,
             unit_elementwise=UNIT_ELEMENTWISE[cell] if recurrent else 0))
-    return FrameWork(mode, cell, hidden, workers, level, total, tuple(layers))
+    asked = "auto" if level is None else level
+    work = FrameWork(mode, cell, hidden, workers, "", total, tuple(layers), asked)
+    by_level = work.counters().l1_bytes_from
+    return FrameWork(mode, cell, hidden, workers, levels_used(by_level), total, tuple(layers), asked)
 
 
 def _prologue(mode: str, name: str, hidden: int, workers: int) -> tuple[int, ...]:
@@ -216,5 +268,5 @@ def _prologue(mode: str, name: str, hidden: int, workers: int) -> tuple[int, ...
 
 
 def model_work(model: Any, target: Target, level: str | None = None) -> FrameWork:
-    """`firmware_work` for a QuantizedModel."""
+    """`firmware_work` for a QuantizedModel (`level`: the placement, None for the planner)."""
     return firmware_work(model.mode, model.cell, model.hidden, target, level)

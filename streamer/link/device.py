@@ -200,6 +200,7 @@ class DeviceClient:
         self.limits: ReplyLimits | None = None   # set once a model is loaded
         self.reconnects = 0
         self.model_reloads = 0
+        self.placement = "auto"
         self._closed = False
 
     # --- requests -------------------------------------------------------------------------------
@@ -222,8 +223,11 @@ class DeviceClient:
         """One of the last frame's intermediates (TRACE; index into TRACE_TENSORS)."""
         return self._call(TraceRequest(tensor), TraceReply, self.request_timeout)
 
-    def load_model(self, blob: bytes, progress: Progress | None = None) -> ModelInfo:
+    def load_model(self, blob: bytes, progress: Progress | None = None, placement: str = "auto") -> ModelInfo:
         """Send a TDNB blob in chunks of 1024 bytes; the ModelInfo of the accepted model.
+
+        `placement` "auto" lets the device plan where each tile's rows live; "L2", "MRAM" or
+        "L3" asks for the whole blob in that level (MODEL_TOO_LARGE if it does not fit).
 
         A lost or out-of-order chunk restarts the transfer from MODEL_BEGIN (up to
         MODEL_ATTEMPTS times); a refusal (too large, bad model, unsupported) raises DeviceError.
@@ -231,7 +235,7 @@ class DeviceClient:
         blob = bytes(blob)
         for attempt in range(1, MODEL_ATTEMPTS + 1):
             try:
-                info = self._send_model(blob, progress)
+                info = self._send_model(blob, progress, placement)
             except DeviceError as error:
                 if error.code != ErrorCode.BAD_SEQUENCE or attempt == MODEL_ATTEMPTS:
                     raise self._explain_model_error(error, len(blob)) from None
@@ -239,7 +243,7 @@ class DeviceClient:
                 if attempt == MODEL_ATTEMPTS:
                     raise
             else:
-                self.blob, self.model_info = blob, info
+                self.blob, self.model_info, self.placement = blob, info, placement
                 if self.device_info is not None:
                     self.limits = ReplyLimits.for_model(self.device_info, info, self.frame_timeout)
                 return info
@@ -363,7 +367,7 @@ class DeviceClient:
         return message
 
     # --- model transfer ---------------------------------------------------------------------------
-    def _send_model(self, blob: bytes, progress: Progress | None) -> ModelInfo:
+    def _send_model(self, blob: bytes, progress: Progress | None, placement: str = "auto") -> ModelInfo:
         total = len(blob)
         accepted = self._call(ModelBeginRequest(total, crc32(blob)), ModelBeginReply, self.model_timeout)
         if accepted.accepted_bytes != total:
@@ -378,7 +382,7 @@ class DeviceClient:
                                      f"ending at {offset + len(chunk)}")
             if progress is not None:
                 progress(offset + len(chunk), total)
-        return self._call(ModelEndRequest(), ModelInfo, self.model_timeout)
+        return self._call(ModelEndRequest(placement), ModelInfo, self.model_timeout)
 
     def _explain_model_error(self, error: DeviceError, size: int) -> DeviceError:
         context = f"model blob of {size:,} bytes"
@@ -394,7 +398,7 @@ class DeviceClient:
         if not self.auto_reload or self.blob is None:
             return
         try:
-            self.load_model(self.blob)
+            self.load_model(self.blob, placement=self.placement)
             self.model_reloads += 1
         except LinkError as reload_error:
             # The frame already failed; the next NO_MODEL will try again.

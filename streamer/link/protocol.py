@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from streamer.model.params import CELL_CODES, N_BINS
-from streamer.quant.modes import INFO_BITS, WIRE_CODES
+from streamer.quant.modes import INFO_BITS, LAYERS, WIRE_CODES
 from streamer.target import MEMORY_LEVELS
 
 SYNC = b"\xa5\x5a"
@@ -290,9 +290,28 @@ class InfoRequest(Message):
     TYPE: ClassVar[int] = MsgType.INFO
 
 
+PLACEMENT_CODES = {"auto": 0, "L2": 1, "MRAM": 2, "L3": 3}  # MODEL_END's optional u8
+SPLIT_LEVEL = 3  # ModelInfo's level when the plan spreads the weights over several levels
+
+
 @dataclass(frozen=True)
 class ModelEndRequest(Message):
+    """Empty (the device's placement planner), or a u8 asking for the whole blob in one level."""
+
     TYPE: ClassVar[int] = MsgType.MODEL_END
+    placement: str = "auto"
+
+    def pack(self) -> bytes:
+        # "auto" is the empty payload, which firmware before the planner also accepts
+        return b"" if self.placement == "auto" else bytes([PLACEMENT_CODES[self.placement]])
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> ModelEndRequest:
+        if len(payload) > 1:
+            raise ProtocolError(f"MODEL_END payload is {len(payload)} bytes, expected 0 or 1")
+        if payload and payload[0] >= len(PLACEMENT_CODES):
+            raise ProtocolError(f"MODEL_END placement {payload[0]} is not defined")
+        return cls(list(PLACEMENT_CODES)[payload[0]] if payload else "auto")
 
 
 @dataclass(frozen=True)
@@ -420,33 +439,120 @@ class DeviceInfo(Message):
 
 
 @dataclass(frozen=True)
+class LayerPlan:
+    """Where one layer's weights live: its tiling, bytes per level (L2, MRAM, L3) and, per tile,
+    the row cuts (rows [0, c0) from L2, [c0, c1) from MRAM, the rest from L3)."""
+
+    tiles: int
+    rows_per_tile: int
+    bytes_from: tuple[int, int, int]
+    cuts: tuple[tuple[int, int], ...]
+
+    def as_dict(self) -> dict:
+        return {"tiles": self.tiles, "rows_per_tile": self.rows_per_tile,
+                "bytes": dict(zip(MEMORY_LEVELS, self.bytes_from, strict=True)),
+                "cuts": [list(c) for c in self.cuts]}
+
+
+@dataclass(frozen=True)
 class ModelInfo(Message):
-    """The model the device accepted and the memory level its weights live in."""
+    """The model the device accepted, where its weights live, and (firmware with the planner)
+    the placement asked for and the plan, per layer. `weights_level` is a level, or the levels
+    joined ("L2+MRAM") where the plan spreads them."""
 
     TYPE: ClassVar[int] = MsgType.MODEL_END_REPLY
-    _LAYOUT: ClassVar[struct.Struct] = struct.Struct("<BBHIB3x")
+    _LAYOUT: ClassVar[struct.Struct] = struct.Struct("<BBHIBBBx")
+    _LAYER: ClassVar[struct.Struct] = struct.Struct("<HHIII")
     mode: str
     cell: str
     hidden: int
     blob_bytes: int
     weights_level: str
+    placement: str = "auto"
+    plan: tuple[LayerPlan, ...] | None = None
 
     def pack(self) -> bytes:
-        return self._LAYOUT.pack(MODE_CODES[self.mode], CELL_CODES[self.cell], self.hidden,
-                                 self.blob_bytes, MEMORY_LEVELS.index(self.weights_level))
+        level = (MEMORY_LEVELS.index(self.weights_level) if self.weights_level in MEMORY_LEVELS
+                 else SPLIT_LEVEL)
+        out = self._LAYOUT.pack(MODE_CODES[self.mode], CELL_CODES[self.cell], self.hidden, self.blob_bytes,
+                                level, PLACEMENT_CODES[self.placement], len(self.plan or ()))
+        for layer in self.plan or ():
+            out += self._LAYER.pack(layer.tiles, layer.rows_per_tile, *layer.bytes_from)
+            out += b"".join(struct.pack("<HH", *cut) for cut in layer.cuts)
+        return out
 
     @classmethod
     def unpack(cls, payload: bytes) -> ModelInfo:
-        _require(payload, cls._LAYOUT.size, "MODEL_END reply")
-        mode, cell, hidden, blob_bytes, level = cls._LAYOUT.unpack(payload)
-        if mode not in MODES or cell not in CELLS or level >= len(MEMORY_LEVELS):
-            raise ProtocolError(f"MODEL_END reply has mode {mode}, cell {cell}, level {level}: "
-                                f"not all are defined")
-        return cls(MODES[mode], CELLS[cell], hidden, blob_bytes, MEMORY_LEVELS[level])
+        _require(payload, cls._LAYOUT.size, "MODEL_END reply", exact=False)
+        mode, cell, hidden, blob_bytes, level, placement, layers = cls._LAYOUT.unpack_from(payload)
+        if (mode not in MODES or cell not in CELLS or level > SPLIT_LEVEL or placement >= len(PLACEMENT_CODES)
+                or layers not in (0, len(LAYERS))):
+            raise ProtocolError(f"MODEL_END reply has mode {mode}, cell {cell}, level {level}, placement "
+                                f"{placement}, {layers} layers: not all are defined")
+        asked = list(PLACEMENT_CODES)[placement]
+        if not layers:  # firmware before the planner: the whole blob in one level
+            _require(payload, cls._LAYOUT.size, "MODEL_END reply")
+            if level == SPLIT_LEVEL or placement:
+                raise ProtocolError("MODEL_END reply without a plan names a split level or a placement")
+            return cls(MODES[mode], CELLS[cell], hidden, blob_bytes, MEMORY_LEVELS[level])
+        plan = _unpack_plan(payload, cls._LAYOUT.size, MODES[mode], CELLS[cell], hidden)
+        totals = [sum(layer.bytes_from[lv] for layer in plan) for lv in range(len(MEMORY_LEVELS))]
+        used = [lv for lv, n in enumerate(totals) if n]
+        if (level == SPLIT_LEVEL) != (len(used) > 1) or (level != SPLIT_LEVEL and used and used != [level]):
+            raise ProtocolError(f"MODEL_END reply names level {level} but its plan uses "
+                                f"{'+'.join(MEMORY_LEVELS[lv] for lv in used)}")
+        if asked != "auto" and used != [MEMORY_LEVELS.index(asked)]:
+            raise ProtocolError(f"MODEL_END reply: the whole blob was asked in {asked}, the plan differs")
+        where = "+".join(MEMORY_LEVELS[lv] for lv in used)
+        return cls(MODES[mode], CELLS[cell], hidden, blob_bytes, where, asked, plan)
 
     def as_dict(self) -> dict:
-        return {"mode": self.mode, "cell": self.cell, "hidden": self.hidden,
-                "blob_bytes": self.blob_bytes, "weights_level": self.weights_level}
+        out = {"mode": self.mode, "cell": self.cell, "hidden": self.hidden,
+               "blob_bytes": self.blob_bytes, "weights_level": self.weights_level}
+        if self.plan is not None:
+            out["placement"] = self.placement
+            out["plan"] = {name: layer.as_dict() for name, layer in zip(LAYERS, self.plan, strict=True)}
+        return out
+
+
+MAX_PLAN_TILES = 1024  # far above any tiling of H <= 256 (19): a bound on what a reply may claim
+
+
+def _unpack_plan(payload: bytes, offset: int, mode: str, cell: str, hidden: int) -> tuple[LayerPlan, ...]:
+    """The per-layer plan of a ModelInfo, checked against the blob layout of (mode, cell, hidden):
+    tiles cover the layer's rows, cuts lie within each tile, bytes per level follow from them."""
+    from streamer.link.blob import layout
+
+    try:
+        arrays, _total = layout(mode, cell, hidden)
+    except Exception as error:  # a shape no blob has (e.g. hidden 0)
+        raise ProtocolError(f"MODEL_END reply names a model with no blob layout: {error}") from None
+    plan = []
+    for name in LAYERS:
+        mine = [a for a in arrays if a.name.split(".")[0] == name]
+        rows = mine[0].shape[0]
+        row_bytes = sum(a.nbytes // rows for a in mine)
+        _require(payload, offset + ModelInfo._LAYER.size, "MODEL_END reply", exact=False)
+        tiles, per_tile, *bytes_from = ModelInfo._LAYER.unpack_from(payload, offset)
+        offset += ModelInfo._LAYER.size
+        if not 1 <= per_tile <= rows or tiles != -(-rows // per_tile) or tiles > MAX_PLAN_TILES:
+            raise ProtocolError(f"MODEL_END reply: {name} has {tiles} tiles of {per_tile} rows for "
+                                f"{rows} rows")
+        _require(payload, offset + 4 * tiles, "MODEL_END reply", exact=False)
+        cuts = tuple(struct.unpack_from("<HH", payload, offset + 4 * t) for t in range(tiles))
+        offset += 4 * tiles
+        counted = [0, 0, 0]
+        for t, (c0, c1) in enumerate(cuts):
+            n = min(per_tile, rows - t * per_tile)
+            if not c0 <= c1 <= n:
+                raise ProtocolError(f"MODEL_END reply: {name} tile {t} has cuts {c0}, {c1} for {n} rows")
+            counted = [counted[0] + c0, counted[1] + c1 - c0, counted[2] + n - c1]
+        if [r * row_bytes for r in counted] != bytes_from:
+            raise ProtocolError(f"MODEL_END reply: {name}'s bytes per level {bytes_from} are not its "
+                                f"cuts' ({[r * row_bytes for r in counted]})")
+        plan.append(LayerPlan(tiles, per_tile, tuple(bytes_from), cuts))
+    _require(payload, offset, "MODEL_END reply")
+    return tuple(plan)
 
 
 def _u16_array(values: np.ndarray | bytes) -> np.ndarray:

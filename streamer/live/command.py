@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "and dashboard get operating_points (docs/cost-model.md)")
     parser.add_argument("--target", metavar="TARGET.toml", help="target description for the cost "
                         "model (default: the packaged GAP9 target)")
+    from streamer.options import add_placement_option
+
+    add_placement_option(parser)
     parser.add_argument("--rate", type=int, metavar="HZ", help="device sample rate, e.g. 44100 or "
                         "48000; audio is resampled to the network's 16 kHz and back, one 6.25 ms hop "
                         "per device block (default: the input device's own default rate)")
@@ -165,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     policy = link_policy(args)
     from streamer.costmodel import TimingSpec
 
-    timing_spec = TimingSpec.load(args.target, args.voltages)
+    timing_spec = TimingSpec.load(args.target, args.voltages, placement=args.placement)
     input_device, output_device = parse_device(args.input), parse_device(args.output)
     # Fail on the device before loading a model: the usual mistake is the device.
     rate = args.rate or default_rate(input_device)
@@ -181,7 +184,8 @@ def _run(args: argparse.Namespace) -> int:
     previous_interval = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     try:
-        with open_backend(args.backend, loaded.params, args.quant, policy=policy) as backend:
+        with open_backend(args.backend, loaded.params, args.quant, policy=policy,
+                          placement=args.placement) as backend:
             from streamer.costmodel import TargetNote
             from streamer.replay import target_observer
 

@@ -25,6 +25,15 @@
 #define TDN_LEVEL_MRAM 1
 #define TDN_LEVEL_L3 2
 #define TDN_LEVELS 3
+#define TDN_LEVEL_SPLIT 3  /* ModelInfo: the planner spread the weights over several levels */
+
+/* Placement a host may ask for at MODEL_END: the planner, or the whole blob in one level. */
+#define TDN_PLACE_AUTO 0
+#define TDN_PLACE_L2 1
+#define TDN_PLACE_MRAM 2
+#define TDN_PLACE_L3 3
+
+#define TDN_MAX_TILES 32      /* tiles of one layer (H <= 256: at most 19, fp16 LSTM rnn) */
 
 /* The blob and every table are little-endian; both targets (x86-64, RV32) are. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__

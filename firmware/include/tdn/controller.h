@@ -31,9 +31,10 @@ void tdn_ctl_init(tdn_ctl *c);
 /* Handle one request (protocol.c); writes the encoded reply packet to out (cap >= TDN_MAX_PACKET) and
  * returns its length (every request gets exactly one reply). */
 size_t tdn_ctl_handle(tdn_ctl *c, const tdn_packet *req, uint8_t *out, size_t cap);
-/* Place the blob of `total` bytes now in the staging region (L2 if it fits, else MRAM, else
- * L3) and parse it. Returns TDN_OK or an error code with a reason. */
-int tdn_ctl_install(tdn_ctl *c, uint32_t total, const char **why);
+/* Parse the blob of `total` bytes now in the staging region, plan where its rows live
+ * (`placement` TDN_PLACE_AUTO: the planner; TDN_PLACE_L2/MRAM/L3: the whole blob there, if it
+ * fits) and copy them there. Returns TDN_OK or an error code with a reason. */
+int tdn_ctl_install(tdn_ctl *c, uint32_t total, int placement, const char **why);
 /* Staging region for uploads and its capacity. */
 uint8_t *tdn_ctl_stage(uint32_t *capacity);
 /* Run one frame on the cluster: counters into tdn_cnt (ticks included), the retired
