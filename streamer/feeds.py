@@ -115,6 +115,9 @@ class StreamFeed:
 
     def end(self, result: Any) -> None:
         """The file is done (and scored when it had a clean twin)."""
+        # The file's last levels before its counters reset: a file shorter than one refresh
+        # interval would otherwise never show any.
+        self._refresh(force=True)
         self.frames_before += len(result.host_s)
         self.blocks_before += self._file_blocks
         self._blocks = self._file_blocks = 0

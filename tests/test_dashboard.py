@@ -328,7 +328,9 @@ def test_eval_dashboard_ctrl_c_writes_the_reports(tmp_path: Path, make_wav, rand
         _pair(make_wav, tmp_path, f"f{i}.wav", 10.0, i)
     process = subprocess.Popen([sys.executable, "-m", "streamer", "eval", "--noisy", "noisy", "--clean",
                                 "clean", "--model", str(random_model), "--quant", "fp16",  # slow enough
-                                "--jobs", "2", "--dashboard",
+                                # --batch 1: files come back one by one (a batched piece of five
+                                # returns whole, and then the run is over before Ctrl-C)
+                                "--jobs", "2", "--batch", "1", "--dashboard",
                                 "--report", "r.json"], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True,
                                env=dict(os.environ, PYTHONPATH=str(REPO)))
