@@ -183,10 +183,19 @@ static void layer_task(unsigned core, void *arg)
     const tdn_layer *L = &m->layer[job->li];
     uint8_t *buf[2];
     uint8_t *seg[TDN_MAX_SEGS];
+    prologue(m, job->li, core);
+#if TDN_WEIGHTS_IN_PLACE
+    /* No L1 (single-core Cortex-M): every row straight from the blob, no copies; the barrier
+     * (gate work reads every row's result) only where there are other workers to wait for. */
+    for (unsigned s = 0; s < L->nseg; s++) seg[s] = (uint8_t *)L->seg[s].src;
+    rows(m, job->li, seg, 0, part(L->rows, core), part(L->rows, core + 1), core);
+    if (TDN_WORKERS > 1) rt_barrier(core);
+    if (L->recurrent) units(m, job->li, core);
+    (void)buf;
+    return;
+#endif
     buf[0] = hal_l1();
     buf[1] = buf[0] + TDN_TILE_BYTES;
-
-    prologue(m, job->li, core);
     if (core == 0) hal_dma_wait(copy_tile(m, L, 0, buf[0]));
     rt_barrier(core);
     for (unsigned t = 0; t < L->tiles; t++) {
