@@ -34,7 +34,10 @@ def _best(entry: dict[str, Any]) -> dict[str, Any]:
 
     rows = entry["operating_points"]
     feasible = [r for r in rows if r["meets_deadline"]]
-    row = min(feasible, key=lambda r: r["voltage"]) if feasible else min(rows, key=lambda r: r["latency_ms_p99"])
+    if feasible:
+        row = min(feasible, key=lambda r: r["voltage"])
+    else:
+        row = min(rows, key=lambda r: r["latency_ms_p99"])
     deadline_ms = DEADLINE_S * 1e3
     return {"voltage": row["voltage"], "freq_mhz": row["freq_mhz"], "meets_deadline": bool(feasible),
             "latency_ms": row["latency_ms_p99"], "energy_uj_per_frame": row["energy_uj_per_frame"],
@@ -92,7 +95,8 @@ def compare_table(report: dict[str, Any]) -> Any:
                           f"{b['voltage']:.2f}", f"{b['freq_mhz']:g}", f"{b['latency_ms']:.2f}",
                           "yes" if b["meets_deadline"] else "NO",
                           "" if b["miss_factor"] is None else f"{b['miss_factor']:g}x",
-                          f"{b['energy_uj_per_frame']:.1f}", f"{b['power_mw']:.1f}", b["weights_memory"], ratio)
+                          f"{b['energy_uj_per_frame']:.1f}", f"{b['power_mw']:.1f}", b["weights_memory"],
+                          ratio)
         table.add_section()
     return table
 

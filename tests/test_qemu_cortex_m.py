@@ -45,8 +45,10 @@ from test_untrusted_device import (  # noqa: F401 - collected by pytest from thi
     test_cli_exit_status_says_frames_were_lost_unless_allowed,
 )
 
+from streamer.costmodel import FrameCounters, firmware_work
 from streamer.link.qemu_arm import QemuArm, build_m7_image
 from streamer.quant.network import QuantizedNetwork
+from streamer.target import read_target
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -76,9 +78,11 @@ def m7_image() -> Path:
     return build_m7_image()  # once, outside every test's deadline
 
 
-@pytest.fixture(params=["pty", "tcp"])
+@pytest.fixture(params=["pty"])
 def sim(request, m7_image) -> Iterator[QemuArm]:
-    """The Cortex-M7 in place of the host simulator: the fault tests imported above use this."""
+    """The Cortex-M7 in place of the host simulator: the fault tests imported above use this.
+    On the pty only (each test uploads a model at ~25 kB/s): the TCP transport is the same
+    launcher code as RISC-V's, and the tests below and the damaging proxy's run over it."""
     before = child_pids()
     with QemuArm(request.param) as qemu:
         yield qemu
@@ -110,6 +114,9 @@ def test_one_core_reads_weights_in_place_and_counts_it(m7_image):
     assert counters.l1_bytes_from == (0, 0, 0) and counters.dma_transfers == 0
     # The core's instructions once, as worker 0's (the controller slot is the same core).
     assert counters.instructions[0] == 0 and counters.instructions[1] > 100_000
+    # The cost model's single-core schedule predicts these counters exactly.
+    expected = firmware_work("mixed", "lstm", h, read_target("cortex-m7")).counters()
+    assert FrameCounters.from_link(counters) == expected
 
 
 @pytest.mark.parametrize("mode,cell", [("fp16", "lstm"), ("int8", "gru")])
@@ -167,20 +174,23 @@ def unseen_gru128(m7_image, tmp_path_factory) -> Path:
 
 
 def _verify(model: Path, quant: str, tmp_path: Path) -> dict:
-    noisy = SHARED / "data" / "valentini" / "noisy" / f"{PAIR}.wav"
-    if not noisy.is_file():
-        pytest.skip(f"{noisy} not found")
+    pair = SHARED / "data" / "valentini" / "noisy" / f"{PAIR}.wav"
+    if not pair.is_file():
+        pytest.skip(f"{pair} not found")
     report = tmp_path / "report.json"
     before = child_pids()
     result = subprocess.run(
-        [sys.executable, "-m", "streamer", "replay", str(noisy), "--model", str(model), "--quant", quant,
-         "--backend", "qemu-m7", "--verify", "--out", str(tmp_path / "out.wav"), "--report", str(report)],
+        [sys.executable, "-m", "streamer", "replay", str(pair), "--model", str(model), "--quant", quant,
+         "--backend", "qemu-m7", "--verify", "--target", "cortex-m7", "--out", str(tmp_path / "out.wav"),
+         "--report", str(report)],
         capture_output=True, text=True, timeout=580, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     assert child_pids() <= before
     data = json.loads(report.read_text())
     assert _find(data, "verify_mismatched_frames") == 0
     assert _find(data, "frames_sent") == _find(data, "frames_answered") > 250
+    # The device's counters on every frame are the single-core schedule's (target cortex-m7).
+    assert _find(data, "counters_mismatch_frames") == 0
     return data
 
 

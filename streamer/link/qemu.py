@@ -71,7 +71,8 @@ def needs_build(firmware_dir: Path = FIRMWARE_DIR, target: str = "qemu-rv32", im
 
 
 def build_qemu_image(firmware_dir: Path = FIRMWARE_DIR, timeout: float = _sim.BUILD_TIMEOUT_S,
-                     target: str = "qemu-rv32", image: str = "tdn-qemu.elf", hal: str = "hal/qemu-rv32") -> Path:
+                     target: str = "qemu-rv32", image: str = "tdn-qemu.elf",
+                     hal: str = "hal/qemu-rv32") -> Path:
     """Run `make -C firmware TARGET=<target>` if the image or the plugin is missing or stale."""
     import fcntl
 
@@ -149,9 +150,8 @@ class Qemu(Simulator):
 
     def machine_args(self) -> list[str]:
         """-machine and what goes with it; with the RAM as the shared file when counting."""
-        if not self.instret:
-            return ["-machine", "virt", "-smp", str(HARTS), "-m", f"{RAM_MB}M", "-bios", "none"]
-        return ["-machine", "virt,memory-backend=ram", "-smp", str(HARTS), "-m", f"{RAM_MB}M", "-bios", "none"]
+        machine = "virt,memory-backend=ram" if self.instret else "virt"
+        return ["-machine", machine, "-smp", str(HARTS), "-m", f"{RAM_MB}M", "-bios", "none"]
 
     def command(self) -> list[str]:
         machine = self.machine_args()
