@@ -46,7 +46,7 @@ from test_untrusted_device import (  # noqa: F401 - collected by pytest from thi
 )
 
 from streamer.costmodel import FrameCounters, firmware_work
-from streamer.link.qemu_arm import QemuArm, build_m7_image
+from streamer.link.qemu_arm import QemuArm, QemuM55, build_m7_image, build_m55_image
 from streamer.quant.network import QuantizedNetwork
 from streamer.target import read_target
 
@@ -56,7 +56,8 @@ FIRMWARE = REPO / "firmware"
 TEST_DEADLINE_S = 180
 # The H = 256 and H = 128 models over a whole pair: a 1.5-2.9 MB upload at ~25 kB/s, ~280 frames.
 LONG_DEADLINE_S = 600
-LONG_TESTS = {"test_default_model_on_the_m7_is_bit_exact", "test_unseen_gru_on_the_m7_is_bit_exact"}
+LONG_TESTS = {"test_default_model_on_the_m7_is_bit_exact", "test_unseen_gru_on_the_m7_is_bit_exact",
+              "test_default_model_on_the_m55_is_bit_exact"}
 PAIR = "p232_050"  # a shared Valentini pair (about 280 frames)
 
 
@@ -76,6 +77,18 @@ def no_hang(request) -> Iterator[None]:
 def m7_image() -> Path:
     require_arm_tools()
     return build_m7_image()  # once, outside every test's deadline
+
+
+@pytest.fixture(scope="module")
+def m55_image() -> Path:
+    require_arm_tools()
+    return build_m55_image()
+
+
+@pytest.fixture(params=["m7", "m55"])
+def board(request, m7_image, m55_image):
+    """The launcher of each board: (class, DeviceInfo target name, timer Hz)."""
+    return {"m7": (QemuArm, "qemu-m7", 25_000_000), "m55": (QemuM55, "qemu-m55", 32_000_000)}[request.param]
 
 
 @pytest.fixture(params=["pty"])
@@ -98,11 +111,12 @@ def simulator(m7_image) -> Iterator[QemuArm]:
 
 # --- the device ------------------------------------------------------------------------------------
 
-def test_one_core_reads_weights_in_place_and_counts_it(m7_image):
+def test_one_core_reads_weights_in_place_and_counts_it(board):
+    launcher, name, timer_hz = board
     _, model = quantized("mixed", hidden=64)
-    with QemuArm("pty") as qemu, loaded_client(qemu, model) as client:
+    with launcher("pty") as qemu, loaded_client(qemu, model) as client:
         info = client.device_info
-        assert info.target == "qemu-m7" and info.cores == 1 and info.timer_hz == 25_000_000
+        assert info.target == name and info.cores == 1 and info.timer_hz == timer_hz
         differing, _ = run_frames(client, QuantizedNetwork(model), _frames(12))
         _, counters = client.frame(12, _bits(_frames(13)[12]))
     assert differing == []
@@ -120,28 +134,30 @@ def test_one_core_reads_weights_in_place_and_counts_it(m7_image):
 
 
 @pytest.mark.parametrize("mode,cell", [("fp16", "lstm"), ("int8", "gru")])
-def test_frames_are_bit_identical_to_the_golden_model(m7_image, mode, cell):
+def test_frames_are_bit_identical_to_the_golden_model(board, mode, cell):
     _, model = quantized(mode, cell, hidden=40, seed=7)
-    with QemuArm("tcp") as qemu, loaded_client(qemu, model) as client:
+    with board[0]("tcp") as qemu, loaded_client(qemu, model) as client:
         differing, _ = run_frames(client, QuantizedNetwork(model), _frames(30, seed=8))
     assert differing == []
 
 
-def test_qemu_m7_never_outlives_a_killed_host(m7_image):
+def test_qemu_arm_never_outlives_a_killed_host(board):
     """The host process is SIGKILLed (no atexit, no finally): the kernel still ends QEMU."""
-    assert_child_dies_with_killed_host("from streamer.link.qemu_arm import QemuArm\n"
-                                       "child = QemuArm('tcp').start()", "QEMU")
+    assert_child_dies_with_killed_host("from streamer.link.qemu_arm import QemuArm, QemuM55\n"
+                                       f"child = {board[0].__name__}('tcp').start()", "QEMU")
 
 
-def test_the_build_refuses_a_fused_multiply_add(m7_image, tmp_path):
+@pytest.mark.parametrize("target", ["cortex-m7", "cortex-m55"])
+def test_the_build_refuses_a_fused_multiply_add(m7_image, tmp_path, target):
     """With contraction allowed the compiler fuses the kernels' multiply-adds (VFMA); the
     build's check must catch that and produce no image."""
-    result = subprocess.run(["make", "-C", str(FIRMWARE), "TARGET=cortex-m7", f"BUILD={tmp_path}",
+    result = subprocess.run(["make", "-C", str(FIRMWARE), f"TARGET={target}", f"BUILD={tmp_path}",
                              "FPFLAGS=-ffp-contract=fast -fno-strict-aliasing"],
                             capture_output=True, text=True, timeout=TEST_DEADLINE_S - 10)
     assert result.returncode != 0
     assert "fused multiply-add in the image" in result.stdout + result.stderr
-    assert not (tmp_path / "cortex-m7" / "tdn-qemu-m7.elf").exists()
+    image = {"cortex-m7": "tdn-qemu-m7.elf", "cortex-m55": "tdn-qemu-m55.elf"}[target]
+    assert not (tmp_path / target / image).exists()
 
 
 # --- real models on a shared pair: `streamer replay --backend qemu-m7 --verify` --------------------
@@ -173,7 +189,7 @@ def unseen_gru128(m7_image, tmp_path_factory) -> Path:
     return out
 
 
-def _verify(model: Path, quant: str, tmp_path: Path) -> dict:
+def _verify(model: Path, quant: str, tmp_path: Path, backend: str = "qemu-m7") -> dict:
     pair = SHARED / "data" / "valentini" / "noisy" / f"{PAIR}.wav"
     if not pair.is_file():
         pytest.skip(f"{pair} not found")
@@ -181,7 +197,7 @@ def _verify(model: Path, quant: str, tmp_path: Path) -> dict:
     before = child_pids()
     result = subprocess.run(
         [sys.executable, "-m", "streamer", "replay", str(pair), "--model", str(model), "--quant", quant,
-         "--backend", "qemu-m7", "--verify", "--target", "cortex-m7", "--out", str(tmp_path / "out.wav"),
+         "--backend", backend, "--verify", "--target", "cortex-m7", "--out", str(tmp_path / "out.wav"),
          "--report", str(report)],
         capture_output=True, text=True, timeout=580, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -204,6 +220,11 @@ def test_default_model_on_the_m7_is_bit_exact(lstm256_model, tmp_path, quant):
 @pytest.mark.parametrize("quant", ["mixed", "fp16"])
 def test_unseen_gru_on_the_m7_is_bit_exact(unseen_gru128, tmp_path, quant):
     _verify(unseen_gru128, quant, tmp_path)
+
+
+def test_default_model_on_the_m55_is_bit_exact(lstm256_model, m55_image, tmp_path):
+    """The Cortex-M55 build (MVE, GCC's vectoriser on at -O2): the same masks, every frame."""
+    _verify(lstm256_model, "mixed", tmp_path, backend="qemu-m55")
 
 
 # --- helpers ---------------------------------------------------------------------------------------

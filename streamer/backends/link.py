@@ -224,8 +224,8 @@ class LinkBackend(Backend):
 
 def open_link(spec: str, model, quant: str | None, progress=None,
               policy: LinkPolicy | None = None, placement: str = "auto") -> LinkBackend:
-    """Open `sim`, `sim-tcp`, `qemu`, `qemu-tcp`, `qemu-m7`, `qemu-m7-tcp`, `serial:PATH[@BAUD]` or
-    `socket://HOST:PORT`
+    """Open `sim`, `sim-tcp`, `qemu`, `qemu-tcp`, `qemu-m7`, `qemu-m7-tcp`, `qemu-m55`, `qemu-m55-tcp`,
+    `serial:PATH[@BAUD]` or `socket://HOST:PORT`
     and load the model."""
     from streamer.link.simulator import Simulator
     from streamer.link.transport import Transport, TransportSpec
@@ -237,10 +237,11 @@ def open_link(spec: str, model, quant: str | None, progress=None,
         simulator = Qemu("tcp" if spec == "qemu-tcp" else "pty")
         connect = simulator.connect
         transport, baud = ("socket" if spec == "qemu-tcp" else "pty"), None
-    elif spec in ("qemu-m7", "qemu-m7-tcp"):
-        from streamer.link.qemu_arm import QemuArm
+    elif spec in ("qemu-m7", "qemu-m7-tcp", "qemu-m55", "qemu-m55-tcp"):
+        from streamer.link.qemu_arm import QemuArm, QemuM55
 
-        simulator = QemuArm("tcp" if spec.endswith("-tcp") else "pty")
+        board = QemuM55 if spec.startswith("qemu-m55") else QemuArm
+        simulator = board("tcp" if spec.endswith("-tcp") else "pty")
         connect = simulator.connect
         transport, baud = ("socket" if spec.endswith("-tcp") else "pty"), None
     elif spec in ("sim", "sim-tcp"):

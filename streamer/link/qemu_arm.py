@@ -1,4 +1,5 @@
-"""The firmware on a single-core Cortex-M under QEMU (`qemu-system-arm -machine mps2-an500`).
+"""The firmware on a single-core Cortex-M under QEMU (`qemu-system-arm -machine mps2-an500`, a
+Cortex-M7; `QemuM55`: `-machine mps3-an547`, a Cortex-M55).
 
     with QemuArm(transport="pty") as qemu:      # or "tcp"
         client = DeviceClient(qemu.connect)
@@ -27,11 +28,20 @@ M7_DIR = FIRMWARE_DIR / "build" / M7_TARGET
 M7_IMAGE = M7_DIR / "tdn-qemu-m7.elf"
 M7_HAL = "hal/cortex-m"
 PSRAM_MB = 16  # mps2-an500's machine RAM: exactly 16 MB (QEMU refuses another size)
+M55_TARGET = "cortex-m55"  # make -C firmware TARGET=cortex-m55
+M55_DIR = FIRMWARE_DIR / "build" / M55_TARGET
+M55_IMAGE = M55_DIR / "tdn-qemu-m55.elf"
+DDR_MB = 2048  # mps3-an547's machine RAM (the DDR): exactly 2 GB; the shared file stays sparse
 
 
 def build_m7_image(firmware_dir: Path = FIRMWARE_DIR) -> Path:
     """Run `make -C firmware TARGET=cortex-m7` if the image or the plugin is missing or stale."""
     return build_qemu_image(firmware_dir, target=M7_TARGET, image=M7_IMAGE.name, hal=M7_HAL)
+
+
+def build_m55_image(firmware_dir: Path = FIRMWARE_DIR) -> Path:
+    """Run `make -C firmware TARGET=cortex-m55` if the image or the plugin is missing or stale."""
+    return build_qemu_image(firmware_dir, target=M55_TARGET, image=M55_IMAGE.name, hal=M7_HAL)
 
 
 class QemuArm(Qemu):
@@ -55,3 +65,22 @@ class QemuArm(Qemu):
     def __repr__(self) -> str:
         state = f"pid {self.pid}, {self.url}" if self.alive() else "stopped"
         return f"QemuArm({self.transport}, {state})"
+
+
+class QemuM55(QemuArm):
+    """One QEMU mps3-an547 (Cortex-M55, FPU + MVE, one core) with the same firmware and HAL."""
+
+    default_image = M55_IMAGE
+    plugin = M55_DIR / "libinstret.so"
+    ram_mb = DDR_MB
+
+    def build_image(self) -> Path:
+        return build_m55_image()
+
+    def machine_args(self) -> list[str]:
+        machine = "mps3-an547,memory-backend=ram" if self.instret else "mps3-an547"
+        return ["-machine", machine, "-m", f"{DDR_MB}M"]
+
+    def __repr__(self) -> str:
+        state = f"pid {self.pid}, {self.url}" if self.alive() else "stopped"
+        return f"QemuM55({self.transport}, {state})"

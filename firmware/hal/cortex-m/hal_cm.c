@@ -1,4 +1,5 @@
-/* hal_cm.c - the HAL for a single-core Cortex-M under QEMU (`mps2-an500`, Cortex-M7 + FPU):
+/* hal_cm.c - the HAL for a single-core Cortex-M under QEMU (`mps2-an500`, Cortex-M7 + FPU, or
+ * with -DTDN_BOARD_AN547 `mps3-an547`, Cortex-M55):
  * the one core is the controller and the only worker (TDN_WORKERS = 1), so a fork is a call
  * and a barrier has nobody to wait for; the weights are read in place (TDN_WEIGHTS_IN_PLACE),
  * so there is no L1 and no DMA. The CMSDK APB UART0 is the byte transport, SysTick the timer
@@ -19,8 +20,25 @@
 #error "hal/cortex-m is single-core: build with -DTDN_WORKERS=1 -DTDN_WEIGHTS_IN_PLACE=1"
 #endif
 
-/* ---- the mps2-an500 memory map (QEMU hw/arm/mps2.c, ARM AN500) ---------------------------- */
+/* ---- the board: QEMU mps2-an500 (Cortex-M7) or mps3-an547 (Cortex-M55) ---------------------- */
+#if defined(TDN_BOARD_AN547)
+/* mps3-an547 (QEMU hw/arm/mps2-tz.c, ARM AN547): UART0 behind the secure APB PPC, RX on IRQ 33;
+ * SYSCLK 32 MHz; the counter page is the last 4 kB of the 2 GB DDR (the machine's RAM). */
+#define UART0 0x49303000u
+#define UART0_RX_IRQ 33u
+#define CPU_HZ 32000000u
+#define ICNT_PAGE 0xdffff000u
+#define TARGET_NAME "qemu-m55"
+#else
+/* mps2-an500 (QEMU hw/arm/mps2.c, ARM AN500): UART0 RX on IRQ 0, TX on IRQ 1; SYSCLK 25 MHz;
+ * the counter page is the last 4 kB of the 16 MB PSRAM (the machine's RAM). */
 #define UART0 0x40004000u
+#define UART0_RX_IRQ 0u
+#define CPU_HZ 25000000u
+#define ICNT_PAGE 0x60fff000u
+#define TARGET_NAME "qemu-m7"
+#endif
+
 #define UART_REG(off) (*(volatile uint32_t *)(UART0 + (off)))
 #define UART_DATA 0x00u
 #define UART_STATE 0x04u  /* bit 0 TX full, bit 1 RX full */
@@ -29,21 +47,18 @@
 #define UART_BAUDDIV 0x10u
 #define STATE_TXFULL 1u
 #define STATE_RXFULL 2u
-#define UART0_RX_IRQ 0u   /* AN500: UART0 RX on IRQ 0, TX on IRQ 1 */
 
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
-#define NVIC_ISER0 (*(volatile uint32_t *)0xE000E100u)
-#define CPU_HZ 25000000u  /* SysTick's processor clock on QEMU's MPS2 boards (SYSCLK 25 MHz) */
-#define SYSTICK_PERIOD (CPU_HZ / 1000u)
+#define NVIC_ISER(n) (*(volatile uint32_t *)(0xE000E100u + 4u * (n)))
+#define SYSTICK_PERIOD (CPU_HZ / 1000u) /* SysTick on the processor clock (SYSCLK on QEMU's boards) */
 
-/* The instruction counter page of instret_plugin.c: the last 4 kB of the 16 MB PSRAM, which
- * the launcher makes a shared file (link.ld keeps the firmware out of it). */
-#define ICNT_PAGE 0x60fff000u
+/* The instruction counter page of instret_plugin.c, which the launcher makes a shared file
+ * (link.ld keeps the firmware out of it). */
 #define ICNT_MAGIC 0x544e4349u
 
-const char *hal_target_name(void) { return "qemu-m7"; }
+const char *hal_target_name(void) { return TARGET_NAME; }
 
 /* ---- interrupts ---------------------------------------------------------------------------- */
 static inline void irq_off(void) { __asm__ volatile("cpsid i" ::: "memory"); }
@@ -146,7 +161,7 @@ int hal_init(int argc, char **argv)
     (void)argv;
     UART_REG(UART_BAUDDIV) = 16u; /* the smallest legal divisor; QEMU does not pace bytes by it */
     UART_REG(UART_CTRL) = 0x1u | 0x2u | 0x8u; /* TX, RX, RX interrupt */
-    NVIC_ISER0 = 1u << UART0_RX_IRQ;
+    NVIC_ISER(UART0_RX_IRQ / 32u) = 1u << (UART0_RX_IRQ % 32u);
     SYST_RVR = SYSTICK_PERIOD - 1u;
     SYST_CVR = 0;
     SYST_CSR = 0x7u; /* enable, interrupt, processor clock */

@@ -1,5 +1,5 @@
 /* start.c - reset and the vector table for a Cortex-M under QEMU: clear .bss, turn the FPU on
- * (round to nearest even, no flush-to-zero: FPSCR's reset value), then main. QEMU loads the
+ * (round to nearest even, no flush-to-zero), then main. QEMU loads the
  * ELF's segments where they belong (.data included), so nothing is copied from flash.
  */
 #include <stdint.h>
@@ -18,12 +18,18 @@ void fault_handler(void);
 
 __attribute__((noreturn)) void reset_handler(void)
 {
-    static char name[] = "tdn-qemu-m7";
+    static char name[] = "tdn-qemu-cm";
     char *argv[] = {name, 0};
     for (uint32_t *p = __bss_start; p < __bss_end; p++) *p = 0;
     CPACR |= 0xFu << 20; /* CP10 and CP11: full access to the FPU */
     __asm__ volatile("dsb\n\tisb" ::: "memory");
-    __asm__ volatile("vmsr fpscr, %0" : : "r"(0u)); /* RN, no FZ, no DN, no flags */
+    {   /* round to nearest even, no flush-to-zero, no default NaN, IEEE half, no flags; the
+         * other bits stay (on v8.1-M, LTPSIZE: 4 = no tail predication, which loops need) */
+        uint32_t fpscr;
+        __asm__ volatile("vmrs %0, fpscr" : "=r"(fpscr));
+        fpscr &= ~((0x1Fu << 22) | 0x9Fu);
+        __asm__ volatile("vmsr fpscr, %0" : : "r"(fpscr));
+    }
     CCR |= 1u << 4; /* DIV_0_TRP: a division by zero in integer code faults instead of reading 0 */
     main(1, argv);
     for (;;) __asm__ volatile("wfi");
@@ -41,20 +47,20 @@ __attribute__((naked)) void fault_handler(void)
 }
 
 typedef void (*vector)(void);
-__attribute__((section(".vectors"), used)) static const vector vectors[16 + 2] = {
-    (vector)(uintptr_t)__stack_top,
-    reset_handler,
-    fault_handler,       /* NMI */
-    fault_handler,       /* HardFault */
-    fault_handler,       /* MemManage */
-    fault_handler,       /* BusFault */
-    fault_handler,       /* UsageFault */
-    0, 0, 0, 0,
-    fault_handler,       /* SVCall */
-    fault_handler,       /* DebugMonitor */
-    0,
-    fault_handler,       /* PendSV */
-    hal_systick_handler, /* SysTick */
-    hal_uart_rx_handler, /* IRQ 0: UART0 RX */
-    fault_handler,       /* IRQ 1: UART0 TX (never enabled) */
+#if defined(TDN_BOARD_AN547)
+#define UART0_RX_IRQ 33 /* mps3-an547 */
+#else
+#define UART0_RX_IRQ 0 /* mps2-an500 */
+#endif
+/* The 16 system exceptions, then external interrupts up to UART0's receive interrupt. */
+__attribute__((section(".vectors"), used)) static const vector vectors[16 + UART0_RX_IRQ + 1] = {
+    [0] = (vector)(uintptr_t)__stack_top,
+    [1] = reset_handler,
+    [2 ... 6] = fault_handler, /* NMI, HardFault, MemManage, BusFault, UsageFault */
+    [7] = fault_handler,       /* SecureFault (v8-M) */
+    [11] = fault_handler,      /* SVCall */
+    [12] = fault_handler,      /* DebugMonitor */
+    [14] = fault_handler,      /* PendSV */
+    [15] = hal_systick_handler,
+    [16 + UART0_RX_IRQ] = hal_uart_rx_handler,
 };
