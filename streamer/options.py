@@ -85,9 +85,9 @@ def link_policy(args: argparse.Namespace) -> Any:
 
 VOLTAGES_HELP = ("operating points to check every frame at, volts, comma-separated, e.g. "
                   "0.65,0.70,0.75,0.80 (default: all points of the target)")
-TARGET_HELP = ("target description (TOML) for the cost model: cores, SIMD widths, memories, DMA, "
-                "overheads, operating points and power (default: the packaged GAP9 target; "
-                "docs/cost-model.md)")
+TARGET_HELP = ("target description for the cost model, a packaged name (gap9, cortex-m7) or a TOML "
+                "file: cores, SIMD widths, memories, DMA, overheads, operating points and power "
+                "(default: gap9; docs/cost-model.md, docs/cortex-m.md)")
 
 
 PLACEMENT_HELP = ("where the weights live on the target: 'auto' (default) plans each tile's rows over "
@@ -103,7 +103,7 @@ def add_placement_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", metavar="TARGET.toml", help=TARGET_HELP)
+    parser.add_argument("--target", metavar="NAME|TARGET.toml", help=TARGET_HELP)
     parser.add_argument("--voltages", metavar="V,V,...", help=VOLTAGES_HELP)
 
 

@@ -69,7 +69,7 @@ def sweep(model: str | Path | None = None, *, modes: Sequence[str] = DEFAULT_MOD
         work = model_work(qmodel, spec.target, placement)
         cycles = [frame_cycles(work, spec.target, p.freq_hz).total for p in spec.points]
         record = TargetRecord(spec.target, spec.points, [cycles], work.level,
-                              work.counters().l1_bytes_from, link_seconds(baud, spec.target.workers), 0,
+                              work.bytes_read(), link_seconds(baud, spec.target.workers), 0,
                               work_summary(work, spec.target, spec.points))
         entry: dict[str, Any] = {"quant": mode, **target_fields(record), "pesq_wb": None, "stoi": None,
                                  "frames_scored": None}

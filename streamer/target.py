@@ -112,6 +112,9 @@ class Target:
     mram_pj_per_byte: float
     l3_pj_per_byte: float
     points: tuple[OperatingPoint, ...]
+    # [memory] weights_in_place = true (optional): one core without a scratchpad reads each
+    # tile's rows where the plan put them, no copies into L1 (a Cortex-M; docs/cortex-m.md).
+    weights_in_place: bool = False
 
     @property
     def tile_bytes(self) -> int:
@@ -154,9 +157,28 @@ def _number(table: dict, key: str, where: str, *, positive: bool = True, allow_z
     return float(value)
 
 
+def packaged_targets() -> tuple[str, ...]:
+    """The names `--target` accepts besides a path: the packaged descriptions."""
+    return tuple(sorted(p.stem for p in _packaged_dir().glob("*.toml")))
+
+
+def target_path(spec: str | Path | None = None) -> Path:
+    """`--target` as a file: None the packaged GAP9, a packaged name (gap9, cortex-m7), or a path."""
+    if spec is None:
+        return _packaged_target()
+    path = Path(spec)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return path
+    named = _packaged_dir() / f"{spec}.toml"
+    if named.is_file():
+        return named
+    raise TargetError(f"unknown target {str(spec)!r}: name a packaged one ({', '.join(packaged_targets())}) "
+                      f"or a TOML file")
+
+
 def load_target(path: str | Path | None = None) -> dict:
-    """Parse a target TOML file (default: the packaged GAP9 description)."""
-    path = Path(path) if path is not None else _packaged_target()
+    """Parse a target TOML file, by path or packaged name (default: the packaged GAP9 description)."""
+    path = target_path(path)
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
@@ -223,14 +245,18 @@ def parse_target(data: dict[str, Any], where: str = "target") -> Target:
     if len(set(voltages)) != len(voltages):
         raise TargetError(f"{where}: two operating points share a voltage")
     name = data.get("name", Path(where).stem)
+    in_place = data["memory"].get("weights_in_place", False)
+    if not isinstance(in_place, bool):
+        raise TargetError(f"{where} [memory]: field 'weights_in_place' must be true or false, "
+                          f"got {in_place!r}")
     return Target(name=str(name), source=where, workers=workers, memory=memory, compute=compute,
                   overheads=overheads, dma=dma, mram_pj_per_byte=mram_pj, l3_pj_per_byte=l3_pj,
-                  points=tuple(points))
+                  points=tuple(points), weights_in_place=in_place)
 
 
 def read_target(path: str | Path | None = None) -> Target:
     """Load and check a target file (default: the packaged GAP9 description)."""
-    where = str(path) if path is not None else "gap9.toml (default target)"
+    where = str(target_path(path)) if path is not None else "gap9.toml (default target)"
     return parse_target(load_target(path), where)
 
 
@@ -247,8 +273,12 @@ def parse_voltages(text: str | None) -> list[float] | None:
     return values
 
 
-def _packaged_target() -> Path:
+def _packaged_dir() -> Path:
     from importlib import resources
 
-    packaged = Path(str(resources.files("streamer.data").joinpath("gap9.toml")))
+    return Path(str(resources.files("streamer.data")))
+
+
+def _packaged_target() -> Path:
+    packaged = _packaged_dir() / "gap9.toml"
     return packaged if packaged.is_file() else DEFAULT_TARGET

@@ -37,6 +37,7 @@ typedef struct {
 
 static unsigned part(unsigned n, unsigned core) { return (unsigned)((uint32_t)n * core / TDN_WORKERS); }
 
+#if !TDN_WEIGHTS_IN_PLACE
 /* Copy tile t (rows [t*rpt, ...)) of every array of layer L into L1 buffer `dst` (worker 0),
  * each array at a 4-byte aligned slot of rows_per_tile rows. Each array's rows come from the
  * levels the plan put them in (plan.c): one transfer per array and level, the slowest level
@@ -79,6 +80,7 @@ static void tile_segs(const tdn_layer *L, uint8_t *buf, uint8_t **seg)
         off = tdn_align4(off + L->seg[s].row_bytes * L->rows_per_tile);
     }
 }
+#endif
 
 static void prologue(tdn_model *m, unsigned li, unsigned core)
 {
@@ -176,17 +178,62 @@ static void units(tdn_model *m, unsigned li, unsigned core)
     }
 }
 
+#if TDN_WEIGHTS_IN_PLACE
+/* No L1 (a single-core Cortex-M): each tile's rows are computed where the plan put them, read
+ * as copy_tile would read them (L2 and MRAM rows packed in m->region, L3 rows in the blob) but
+ * not copied, so nothing counts as bytes into L1. The packed regions keep no alignment, and the
+ * FPU's loads need it: a chunk's binary32 scales, and binary16 arrays at an odd address (int8
+ * layers pack odd row sizes), go through an aligned scratch copy (a few bytes per row). */
+static _Alignas(8) uint8_t in_place_scratch[TDN_MAX_SEGS][4u * TDN_MAX_GATES];
+
+static void rows_in_place(tdn_model *m, unsigned li, unsigned t, unsigned core)
+{
+    const tdn_layer *L = &m->layer[li];
+    unsigned row0 = t * L->rows_per_tile;
+    unsigned lo[TDN_LEVELS], hi[TDN_LEVELS];
+    uint8_t *seg[TDN_MAX_SEGS];
+    lo[TDN_LEVEL_L2] = 0;
+    hi[TDN_LEVEL_L2] = lo[TDN_LEVEL_MRAM] = L->cut[t][0];
+    hi[TDN_LEVEL_MRAM] = lo[TDN_LEVEL_L3] = L->cut[t][1];
+    hi[TDN_LEVEL_L3] = tdn_tile_rows(L, t);
+    for (int lv = 0; lv < TDN_LEVELS; lv++) {
+        unsigned n = hi[lv] - lo[lv];
+        uint32_t packed = lv == TDN_LEVEL_L3 ? 0u : L->off[t][lv];
+        if (n == 0) continue;
+        for (unsigned s = 0; s < L->nseg; s++) {
+            uint32_t rb = L->seg[s].row_bytes;
+            uint8_t *src = lv == TDN_LEVEL_L3 ? (uint8_t *)L->seg[s].src + (uint32_t)(row0 + lo[lv]) * rb
+                                              : m->region[lv] + packed;
+            uint32_t align = L->seg[s].kind == TDN_SEG_F32 ? 4u : L->seg[s].kind == TDN_SEG_F16 ? 2u : 1u;
+            /* never a weight array: binary16 rows have even sizes, so only int8 layers' odd
+               rows can leave a small array (scales, biases) misaligned */
+            if (((uintptr_t)src & (align - 1u)) != 0 && n * rb <= sizeof in_place_scratch[s]) {
+                memcpy(in_place_scratch[s], src, n * rb);
+                src = in_place_scratch[s];
+            }
+            seg[s] = src;
+            packed += n * rb;
+        }
+        rows(m, li, seg, row0 + lo[lv], part(n, core), part(n, core + 1), core);
+    }
+}
+#endif
+
 static void layer_task(unsigned core, void *arg)
 {
     layer_job *job = (layer_job *)arg;
     tdn_model *m = job->m;
     const tdn_layer *L = &m->layer[job->li];
+    prologue(m, job->li, core);
+#if TDN_WEIGHTS_IN_PLACE
+    for (unsigned t = 0; t < L->tiles; t++) rows_in_place(m, job->li, t, core);
+    /* the gate work reads every row's result: a barrier where there are other workers */
+    if (TDN_WORKERS > 1) rt_barrier(core);
+#else
     uint8_t *buf[2];
     uint8_t *seg[TDN_MAX_SEGS];
     buf[0] = hal_l1();
     buf[1] = buf[0] + TDN_TILE_BYTES;
-
-    prologue(m, job->li, core);
     if (core == 0) hal_dma_wait(copy_tile(m, L, 0, buf[0]));
     rt_barrier(core);
     for (unsigned t = 0; t < L->tiles; t++) {
@@ -200,6 +247,7 @@ static void layer_task(unsigned core, void *arg)
         if (prefetch) hal_dma_wait(next);
         rt_barrier(core);
     }
+#endif
     if (L->recurrent) units(m, job->li, core);
 }
 

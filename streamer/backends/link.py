@@ -224,7 +224,8 @@ class LinkBackend(Backend):
 
 def open_link(spec: str, model, quant: str | None, progress=None,
               policy: LinkPolicy | None = None, placement: str = "auto") -> LinkBackend:
-    """Open `sim`, `sim-tcp`, `qemu`, `qemu-tcp`, `serial:PATH[@BAUD]` or `socket://HOST:PORT`
+    """Open `sim`, `sim-tcp`, `qemu`, `qemu-tcp`, `qemu-m7`, `qemu-m7-tcp`, `qemu-m55`, `qemu-m55-tcp`,
+    `serial:PATH[@BAUD]` or `socket://HOST:PORT`
     and load the model."""
     from streamer.link.simulator import Simulator
     from streamer.link.transport import Transport, TransportSpec
@@ -236,6 +237,13 @@ def open_link(spec: str, model, quant: str | None, progress=None,
         simulator = Qemu("tcp" if spec == "qemu-tcp" else "pty")
         connect = simulator.connect
         transport, baud = ("socket" if spec == "qemu-tcp" else "pty"), None
+    elif spec in ("qemu-m7", "qemu-m7-tcp", "qemu-m55", "qemu-m55-tcp"):
+        from streamer.link.qemu_arm import QemuArm, QemuM55
+
+        board = QemuM55 if spec.startswith("qemu-m55") else QemuArm
+        simulator = board("tcp" if spec.endswith("-tcp") else "pty")
+        connect = simulator.connect
+        transport, baud = ("socket" if spec.endswith("-tcp") else "pty"), None
     elif spec in ("sim", "sim-tcp"):
         simulator = Simulator("tcp" if spec == "sim-tcp" else "pty")
         connect = simulator.connect

@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="a .tdn or .onnx file (default: the embedded default model)")
     parser.add_argument("--quant", metavar="MODE",
                       help="report memory for this mode only (default: every mode)")
-    parser.add_argument("--target", metavar="TARGET.toml",
-                      help="target description for memory sizes (default: the GAP9 target)")
+    parser.add_argument("--target", metavar="NAME|TARGET.toml",
+                      help="target description for memory sizes: a packaged name (gap9, cortex-m7) or a "
+                           "TOML file (default: gap9)")
     add_placement_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 

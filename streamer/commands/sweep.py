@@ -31,6 +31,7 @@ mode, and the deadline checked on every frame.
 EPILOG = """\
 examples:
   streamer sweep --plot sweep.png
+  streamer sweep --targets gap9,cortex-m7 --report compare.json
   streamer sweep --model my.tdn --voltages 0.65,0.80 --report sweep.json
   streamer sweep --noisy valentini/noisy --clean valentini/clean --plot sweep.png
 """
@@ -47,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="also cost the modes with this placement (e.g. whole: the whole blob in the "
                        "first level it fits, as before the planner): a second table, dashed lines in the "
                        "plot")
+    parser.add_argument("--targets", metavar="A,B,...", help="compare targets instead (packaged names or "
+                       "TOML files, e.g. gap9,cortex-m7): per mode, each one's lowest voltage meeting "
+                       "the deadline, latency, energy per frame there, and the energy ratio to the first "
+                       "(the paper's ~10x); docs/cortex-m.md")
     parser.add_argument("--baud", type=positive_int, metavar="BAUD",
                        help="add the link time per frame of a serial device at this baud rate")
     parser.add_argument("--noisy", metavar="PATH", help="noisy file or folder: with --clean, score "
@@ -78,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_paths({k: None if v is None else Path(v) for k, v in check.items()},
                        {"noisy": None if args.noisy is None else Path(args.noisy),
                         "clean": None if args.clean is None else Path(args.clean)})
+    if args.targets is not None:
+        return _compare(args)
     report = sweep(args.model, modes=parse_modes(args.quants), target=args.target,
                    voltages=args.voltages, baud=args.baud, noisy=args.noisy, clean=args.clean,
                    jobs=args.jobs, say=say, batch=args.batch, cluster=args.cluster,
@@ -98,4 +105,27 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plot(report, args.plot)
         print(f"plot    {args.plot}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from streamer.compare import compare, compare_lines, compare_table, parse_targets
+    from streamer.replay import ReplayError
+    from streamer.report import write_json
+    from streamer.sweep import parse_modes
+
+    given = [flag for flag, value in (("--target", args.target), ("--noisy", args.noisy),
+                                      ("--clean", args.clean), ("--plot", args.plot)) if value is not None]
+    if given:
+        raise ReplayError(f"--targets compares the cost model's figures; it does not take {', '.join(given)}")
+    report = compare(args.model, targets=parse_targets(args.targets), modes=parse_modes(args.quants),
+                     voltages=args.voltages, baud=args.baud, say=say)
+    Console(width=None if sys.stdout.isatty() else 150).print(compare_table(report))
+    for line in compare_lines(report):
+        print(line)
+    if args.report:
+        write_json(args.report, report)
+        print(f"report  {args.report}")
     return 0

@@ -78,6 +78,19 @@ def frame_cycles(work: FrameWork, target: Target, freq_hz: float) -> Cycles:
                   + max(layer.units) * (layer.unit_activations * c.activation_cycles
                                         + layer.unit_elementwise * c.elementwise_cycles))
         l_compute = l_exposed = 0.0
+        if layer.in_place:
+            # No copies (one core, no L1): each tile's rows are computed from where the plan put
+            # them, the core's loads streaming them; one core reads one level after another, so
+            # a tile takes the longer of its compute and the sum of its levels' read times.
+            for t, tile in enumerate(layer.tiles):
+                read = sum(level_cycles(tile, target, freq_hz).values())
+                l_compute += comp[t]
+                l_exposed += max(0.0, read - comp[t])
+            compute, exposed, elementwise, overhead = (compute + l_compute, exposed + l_exposed,
+                                                       elementwise + l_elem, overhead + l_overhead)
+            by_layer.append(l_compute + l_exposed + l_elem + l_overhead)
+            bound.append(_bound(layer, comp, target, freq_hz))
+            continue
         l_exposed += dma[0]  # tile 0: copied and waited for before any row is computed
         for t in range(len(layer.tiles)):
             following = dma[t + 1] if t + 1 < len(layer.tiles) else 0.0

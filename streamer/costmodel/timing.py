@@ -108,7 +108,7 @@ class TargetTiming:
             baud = model.baud
         self.baud = baud
         self.record_ = TargetRecord(target, points, level=self.work.level,
-                                    l1_bytes_from=self.work.counters().l1_bytes_from,
+                                    l1_bytes_from=self.work.bytes_read(),
                                     link_s=link_seconds(baud, target.workers),
                                     work=work_summary(self.work, target, points))
         self._expected = self.work.counters()

@@ -102,9 +102,12 @@ class LayerWork:
     activations_per_row: int          # 1 for fc2 (sigmoid), else 0
     unit_activations: int = 0
     unit_elementwise: int = 0
+    in_place: bool = False            # no L1: rows read where the plan put them, no copies
 
     @property
     def barriers(self) -> int:
+        if self.in_place:  # schedule.c: one barrier before the gate work, none on one core
+            return 1 if len(self.units) > 1 else 0
         return 1 + len(self.tiles)
 
 
@@ -132,11 +135,18 @@ class FrameWork:
                 for c in range(w):
                     int8[c] += tile.int8_macs[c]
                     fp16[c] += tile.fp16_macs[c]
-                for lv in range(len(MEMORY_LEVELS)):
-                    by_level[lv] += tile.bytes_from[lv]
+                if not layer.in_place:  # read in place: nothing is copied into L1
+                    for lv in range(len(MEMORY_LEVELS)):
+                        by_level[lv] += tile.bytes_from[lv]
                 transfers += tile.transfers
             waits += w * layer.barriers
         return FrameCounters(tuple(int8), tuple(fp16), tuple(by_level), transfers, len(self.layers), waits)
+
+    def bytes_read(self) -> tuple[int, int, int]:
+        """Weight bytes read per frame from L2, MRAM, L3: copied into L1, or read in place."""
+        by_level = [sum(t.bytes_from[lv] for layer in self.layers for t in layer.tiles)
+                    for lv in range(len(MEMORY_LEVELS))]
+        return (by_level[0], by_level[1], by_level[2])
 
     def bytes_by_layer(self) -> dict[str, dict[str, int]]:
         """The plan: bytes of each layer in each level."""
@@ -234,20 +244,22 @@ def firmware_work(mode: str, cell: str, hidden: int, target: Target, level: str 
             macs = tuple(r * macs_per_row for r in split)
             zero = (0,) * workers
             by_level = tile_rows_by_level(shape, t, layer_cuts[t])
+            copies = 0 if target.weights_in_place else len(segs)  # in place: no transfer at all
             tiles.append(Tile(count, split, macs if int8 else zero, zero if int8 else macs,
-                              sum(count * b for b in segs), sum(len(segs) for r in by_level if r),
+                              sum(count * b for b in segs), sum(copies for r in by_level if r),
                               by_level, tuple(r * shape.row_bytes for r in by_level),
-                              tuple(len(segs) if r else 0 for r in by_level)))
+                              tuple(copies if r else 0 for r in by_level)))
         layers.append(LayerWork(
             name=name, int8=int8, recurrent=recurrent, rows=rows, cols=cols, row_bytes=segs,
             rows_per_tile=n, tiles=tuple(tiles), prologue=_prologue(mode, name, hidden, workers),
             units=_shares(hidden, workers) if recurrent else (0,) * workers,
             dots_per_row=2 if recurrent else 1, activations_per_row=1 if name == "fc2" else 0,
             unit_activations=UNIT_ACTIVATIONS[cell] if recurrent else 0,
-            unit_elementwise=UNIT_ELEMENTWISE[cell] if recurrent else 0))
+            unit_elementwise=UNIT_ELEMENTWISE[cell] if recurrent else 0,
+            in_place=target.weights_in_place))
     asked = "auto" if level is None else level
     work = FrameWork(mode, cell, hidden, workers, "", total, tuple(layers), asked)
-    by_level = work.counters().l1_bytes_from
+    by_level = work.bytes_read()
     return FrameWork(mode, cell, hidden, workers, levels_used(by_level), total, tuple(layers), asked)
 
 

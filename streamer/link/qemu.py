@@ -50,38 +50,41 @@ def qemu_binary() -> str:
     return os.environ.get(QEMU_ENV) or "qemu-system-riscv32"
 
 
-def qemu_sources(firmware_dir: Path = FIRMWARE_DIR) -> list[Path]:
+def qemu_sources(firmware_dir: Path = FIRMWARE_DIR, hal: str = "hal/qemu-rv32") -> list[Path]:
     """Files whose change makes the QEMU image out of date: the portable sources, the headers,
-    the qemu-rv32 HAL and the Makefile."""
+    the target's HAL (and the instruction-count plugin's source) and the Makefile."""
     if not firmware_dir.is_dir():
         return []
     found = [firmware_dir / "Makefile"]
-    for folder in ("src", "include", "hal/qemu-rv32"):
+    for folder in ("src", "include", hal, "hal/qemu-rv32"):
         found += [p for p in (firmware_dir / folder).rglob("*") if p.suffix in _sim._SOURCE_SUFFIXES]
     return [p for p in found if p.is_file()]
 
 
-def needs_build(firmware_dir: Path = FIRMWARE_DIR) -> bool:
-    outputs = [firmware_dir / "build" / "qemu-rv32" / name for name in ("tdn-qemu.elf", "libinstret.so")]
+def needs_build(firmware_dir: Path = FIRMWARE_DIR, target: str = "qemu-rv32", image: str = "tdn-qemu.elf",
+                hal: str = "hal/qemu-rv32") -> bool:
+    outputs = [firmware_dir / "build" / target / name for name in (image, "libinstret.so")]
     if not all(p.is_file() for p in outputs):
         return True
     built = min(p.stat().st_mtime for p in outputs)
-    return any(source.stat().st_mtime > built for source in qemu_sources(firmware_dir))
+    return any(source.stat().st_mtime > built for source in qemu_sources(firmware_dir, hal))
 
 
-def build_qemu_image(firmware_dir: Path = FIRMWARE_DIR, timeout: float = _sim.BUILD_TIMEOUT_S) -> Path:
-    """Run `make -C firmware TARGET=qemu-rv32` if the image or the plugin is missing or stale."""
+def build_qemu_image(firmware_dir: Path = FIRMWARE_DIR, timeout: float = _sim.BUILD_TIMEOUT_S,
+                     target: str = "qemu-rv32", image: str = "tdn-qemu.elf",
+                     hal: str = "hal/qemu-rv32") -> Path:
+    """Run `make -C firmware TARGET=<target>` if the image or the plugin is missing or stale."""
     import fcntl
 
     if not (firmware_dir / "Makefile").is_file():
         raise SimulatorError(f"no firmware to build: {firmware_dir / 'Makefile'} does not exist")
-    if needs_build(firmware_dir):
-        lock_path = firmware_dir / "build" / ".tdn-qemu-build.lock"
+    if needs_build(firmware_dir, target, image, hal):
+        lock_path = firmware_dir / "build" / f".tdn-{target}-build.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if needs_build(firmware_dir):
-                command = ["make", "-C", str(firmware_dir), "TARGET=qemu-rv32"]
+            if needs_build(firmware_dir, target, image, hal):
+                command = ["make", "-C", str(firmware_dir), f"TARGET={target}"]
                 try:
                     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
                 except (OSError, subprocess.TimeoutExpired) as error:
@@ -89,10 +92,10 @@ def build_qemu_image(firmware_dir: Path = FIRMWARE_DIR, timeout: float = _sim.BU
                 if result.returncode != 0:
                     raise SimulatorError(f"`{' '.join(command)}` failed ({result.returncode}):\n"
                                          f"{(result.stdout + result.stderr)[-4000:]}")
-    image = firmware_dir / "build" / "qemu-rv32" / "tdn-qemu.elf"
-    if not image.is_file():
-        raise SimulatorError(f"`make -C {firmware_dir} TARGET=qemu-rv32` did not produce {image}")
-    return image
+    built = firmware_dir / "build" / target / image
+    if not built.is_file():
+        raise SimulatorError(f"`make -C {firmware_dir} TARGET={target}` did not produce {built}")
+    return built
 
 
 def _free_port() -> int:
@@ -118,30 +121,50 @@ def _listening(port: int) -> bool:
 
 
 class Qemu(Simulator):
-    """One running QEMU with the firmware, its UART on a pseudo-terminal ("pty") or TCP ("tcp")."""
+    """One running QEMU with the firmware, its UART on a pseudo-terminal ("pty") or TCP ("tcp").
+
+    The board is described by the class attributes and `machine_args`; streamer/link/qemu_arm.py
+    overrides them for the Cortex-M boards.
+    """
+
+    default_image = QEMU_IMAGE
+    plugin = QEMU_PLUGIN
+    ram_mb = RAM_MB
+    package = "qemu-system-misc"  # the Debian package that provides the binary
 
     def __init__(self, transport: str = "pty", port: int = 0, image: Path | str | None = None,
                  build: bool = True, instret: bool = True, accel: str | None = None,
                  start_timeout: float = START_TIMEOUT_S) -> None:
-        super().__init__(transport, port, binary=image or QEMU_IMAGE, build=build,
+        super().__init__(transport, port, binary=image or self.default_image, build=build,
                          start_timeout=start_timeout)
         self.instret = instret
         self.accel = accel or os.environ.get(ACCEL_ENV) or DEFAULT_ACCEL
         self._ram_file: Path | None = None
         self._pty_fd: int | None = None
 
+    def program(self) -> str:
+        return qemu_binary()
+
+    def build_image(self) -> Path:
+        return build_qemu_image()
+
+    def machine_args(self) -> list[str]:
+        """-machine and what goes with it; with the RAM as the shared file when counting."""
+        machine = "virt,memory-backend=ram" if self.instret else "virt"
+        return ["-machine", machine, "-smp", str(HARTS), "-m", f"{RAM_MB}M", "-bios", "none"]
+
     def command(self) -> list[str]:
-        machine = ["-machine", "virt", "-smp", str(HARTS), "-m", f"{RAM_MB}M"]
+        machine = self.machine_args()
         if self.instret:
             assert self._ram_file is not None
-            machine = ["-object", f"memory-backend-file,id=ram,size={RAM_MB}M,"
+            offset = self.ram_mb * 1024 * 1024 - 4096  # the counter page: the RAM's last 4 kB
+            machine = ["-object", f"memory-backend-file,id=ram,size={self.ram_mb}M,"
                                   f"mem-path={self._ram_file},share=on",
-                       "-machine", "virt,memory-backend=ram", "-smp", str(HARTS), "-m", f"{RAM_MB}M",
-                       "-plugin", f"{QEMU_PLUGIN},ram={self._ram_file},offset={COUNTER_PAGE_OFFSET}"]
+                       *machine, "-plugin", f"{self.plugin},ram={self._ram_file},offset={offset}"]
         serial = "pty" if self.transport == "pty" else f"tcp:127.0.0.1:{self.port},server=on,wait=off"
         # -nodefaults -display none -monitor none: the UART is the only character device,
         # nothing reads this process's stdin or draws a window.
-        return [qemu_binary(), *machine, "-bios", "none", "-accel", self.accel,
+        return [self.program(), *machine, "-accel", self.accel,
                 "-kernel", str(self.binary), "-nodefaults", "-display", "none", "-monitor", "none",
                 "-serial", serial]
 
@@ -149,10 +172,10 @@ class Qemu(Simulator):
         """Build if needed, start QEMU, wait for its UART; SimulatorError on failure."""
         if self.alive():
             return self
-        if shutil.which(qemu_binary()) is None:
-            raise SimulatorError(f"{qemu_binary()} not found: install QEMU (qemu-system-misc)")
-        if self.build and self.binary == QEMU_IMAGE:
-            build_qemu_image()
+        if shutil.which(self.program()) is None:
+            raise SimulatorError(f"{self.program()} not found: install QEMU ({self.package})")
+        if self.build and self.binary == self.default_image:
+            self.build_image()
         if not self.binary.is_file():
             raise SimulatorError(f"firmware image not found: {self.binary}")
         if self.transport == "tcp" and self.port == 0:
@@ -160,7 +183,7 @@ class Qemu(Simulator):
         if self.instret:
             shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
             fd, name = tempfile.mkstemp(prefix="tdn-qemu-ram-", dir=shm)
-            os.ftruncate(fd, RAM_MB * 1024 * 1024)
+            os.ftruncate(fd, self.ram_mb * 1024 * 1024)
             os.close(fd)
             self._ram_file = Path(name)
         try:

@@ -63,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voltages", metavar="V,V,...", help="target operating points to check "
                         "every block at, volts (default: all points of the target); the report "
                         "and dashboard get operating_points (docs/cost-model.md)")
-    parser.add_argument("--target", metavar="TARGET.toml", help="target description for the cost "
-                        "model (default: the packaged GAP9 target)")
+    parser.add_argument("--target", metavar="NAME|TARGET.toml", help="target description for the cost "
+                        "model: a packaged name (gap9, cortex-m7) or a TOML file (default: gap9)")
     from streamer.options import add_placement_option
 
     add_placement_option(parser)

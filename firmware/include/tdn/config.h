@@ -11,10 +11,16 @@
 #define TDN_MAX_HIDDEN 256    /* largest H the frame workspace is sized for */
 #define TDN_MAX_GATES (4 * TDN_MAX_HIDDEN)
 /* worker cores of the cluster (hart 0 is the controller); a build may choose another count
- * (the host library libtdn builds with 1): every layer is split by whole output rows, so the
- * results are the same bits whatever the count. */
+ * (the host library libtdn builds with 1; a single-core Cortex-M builds with 1, its one core
+ * the controller and worker 0): every layer is split by whole output rows, so the results are
+ * the same bits whatever the count. */
 #ifndef TDN_WORKERS
 #define TDN_WORKERS 8
+#endif
+/* 1: the kernels read the weights where they lie (flash or SRAM), no L1 tiles, no DMA; for
+ * targets without a scratchpad (Cortex-M: -DTDN_WEIGHTS_IN_PLACE=1). */
+#ifndef TDN_WEIGHTS_IN_PLACE
+#define TDN_WEIGHTS_IN_PLACE 0
 #endif
 
 #define TDN_L1_BYTES 131072u  /* the cluster's tile buffer */

@@ -3,6 +3,8 @@
  * firmware/hal/host/      pthreads cluster, memcpy DMA, clock_gettime, pty or TCP transport.
  * firmware/hal/qemu-rv32/ hart 0 controller, harts 1..8 workers, 16550 UART, CLINT
  *                         timer, per-hart instruction counts (docs/qemu.md).
+ * firmware/hal/cortex-m/  one Cortex-M7 core (controller and the only worker), weights read
+ *                         in place, CMSDK UART, SysTick (docs/cortex-m.md).
  *
  * Everything else (kernels, model, protocol, controller, counters) is portable C11 and calls
  * only these functions. Counting (MACs, DMA bytes, forks, barrier waits) is done by the
