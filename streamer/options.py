@@ -12,7 +12,7 @@ from streamer.quant.modes import modes_text
 
 # `streamer eval --batch` when not given, for a backend that can step many streams at once: the
 # knee of the throughput curve measured by bench/eval_throughput.py (README, "Evaluation at scale").
-DEFAULT_BATCH = 16
+DEFAULT_BATCH = 32
 
 
 class OptionError(ValueError):
