@@ -23,12 +23,10 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from frames import magnitudes  # noqa: E402  (bench/frames.py: run as python bench/NAME.py)
+from frames import magnitudes, onnxruntime_session, time_onnxruntime  # noqa: E402  (bench/frames.py: run as python bench/NAME.py)
 
 from streamer.engine import DEADLINE_S, HOP_SAMPLES, StreamingStft  # noqa: E402
 from streamer.model import load_model  # noqa: E402
@@ -59,18 +57,6 @@ def time_engine_and_emulator(network: Fp32Network, frames: int) -> float:
     return (time.perf_counter() - start) / frames
 
 
-def time_onnxruntime(session, params, mags: np.ndarray) -> float:
-    feeds = {f"{name}_state_in": np.zeros((1, size), np.float32) for name, size in params.state_shapes()}
-    outputs = ["output"] + [f"{name}_state_out" for name, _ in params.state_shapes()]
-    start = time.perf_counter()
-    for frame in mags:
-        feeds["input"] = frame.reshape(1, -1, 1)
-        result = session.run(outputs, feeds)
-        for (name, _), value in zip(params.state_shapes(), result[1:], strict=True):
-            feeds[f"{name}_state_in"] = value
-    return (time.perf_counter() - start) / len(mags)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,20 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="rounds (default 7)")
     args = parser.parse_args(argv)
 
-    import onnxruntime as ort
-
-    from streamer.model.onnx_export import export_onnx
-
     params = load_model(args.model)
     network = Fp32Network(params)
     mags = magnitudes(args.frames)
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = Path(tmp) / "model.onnx"
-        export_onnx(params, onnx_path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(params)
 
     calibration = params.calibration or {}
     ranges = calibration.get("ranges") or dict.fromkeys(
@@ -138,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         "blas_threads_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "onnxruntime": ort.__version__,
+        "onnxruntime": __import__("onnxruntime").__version__,
         "cpu_count": os.cpu_count(),
     }
     json.dump(result, sys.stdout, indent=2)

@@ -35,7 +35,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from frames import magnitudes  # noqa: E402  (bench/frames.py: run as python bench/NAME.py)
+from frames import magnitudes, onnxruntime_session, time_onnxruntime  # noqa: E402  (bench/frames.py: run as python bench/NAME.py)
 
 from streamer.engine import DEADLINE_S, SAMPLE_RATE  # noqa: E402
 from streamer.model import load_model  # noqa: E402
@@ -64,31 +64,10 @@ def time_batched(network, mags: np.ndarray, streams: int, steps: int) -> float:
     return (time.perf_counter() - start) / (steps * streams)
 
 
-def time_onnxruntime(session, params, mags: np.ndarray) -> float:
-    feeds = {f"{name}_state_in": np.zeros((1, size), np.float32) for name, size in params.state_shapes()}
-    outputs = ["output"] + [f"{name}_state_out" for name, _ in params.state_shapes()]
-    start = time.perf_counter()
-    for frame in mags:
-        feeds["input"] = frame.reshape(1, -1, 1)
-        result = session.run(outputs, feeds)
-        for (name, _), value in zip(params.state_shapes(), result[1:], strict=True):
-            feeds[f"{name}_state_in"] = value
-    return (time.perf_counter() - start) / len(mags)
-
-
 def network_part(params, batches: list[int], frames: int, repeats: int) -> dict:
-    import onnxruntime as ort
-
-    from streamer.model.onnx_export import export_onnx
-
     mags = magnitudes(frames)
     networks = {mode: build_network(params, mode) for mode in MODES}
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = Path(tmp) / "model.onnx"
-        export_onnx(params, onnx_path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(params)
     times: dict[str, dict[int, list[float]]] = {m: {b: [] for b in batches} for m in MODES}
     onnx_times: list[float] = []
     for _ in range(repeats):
