@@ -58,3 +58,33 @@ def deadline(seconds: int, what: str):
             signal.signal(signal.SIGALRM, previous)
 
     return guard()
+
+
+def random_frames(n: int, seed: int = 0) -> np.ndarray:
+    """n frames of random magnitudes (|N(0, 3)|), float32: device-test input."""
+    rng = np.random.default_rng(seed)
+    return (np.abs(rng.standard_normal((n, 257))) * 3).astype(np.float32)
+
+
+def frame_bits(frame: np.ndarray) -> np.ndarray:
+    """The binary16 bits a device link sends for one frame of magnitudes."""
+    from streamer.backends.link import magnitude_bits
+
+    return magnitude_bits(frame)
+
+
+def find_key(data, key: str):
+    """The first value of `key` anywhere in a nested report."""
+    if isinstance(data, dict):
+        if key in data:
+            return data[key]
+        values = data.values()
+    elif isinstance(data, list):
+        values = data
+    else:
+        return None
+    for value in values:
+        found = find_key(value, key)
+        if found is not None:
+            return found
+    return None

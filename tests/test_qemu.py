@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import deadline, require_tool
+from helpers import deadline, find_key, frame_bits, random_frames, require_tool
 
 # The link fault tests, run here against QEMU through this module's `sim` fixture.
 from test_link_device import (  # noqa: F401 - collected by pytest from this module
@@ -81,8 +81,8 @@ def test_device_info_and_counters_per_hart(sim):
     with loaded_client(sim, model) as client:
         info = client.device_info
         assert info.target == "qemu-rv32" and info.cores == 8 and info.timer_hz == 10_000_000
-        differing, _ = run_frames(client, QuantizedNetwork(model), _frames(12))
-        _, counters = client.frame(12, _bits(_frames(13)[12]))
+        differing, _ = run_frames(client, QuantizedNetwork(model), random_frames(12))
+        _, counters = client.frame(12, frame_bits(random_frames(13)[12]))
     assert differing == []
     h, k = 64, 257
     assert sum(counters.int8_macs) == 2 * 4 * h * (h + h)
@@ -98,7 +98,7 @@ def test_device_info_and_counters_per_hart(sim):
 def test_frames_are_bit_identical_to_the_golden_model(qemu_image, mode, cell):
     _, model = quantized(mode, cell, hidden=40, seed=7)
     with Qemu("tcp") as qemu, loaded_client(qemu, model) as client:
-        differing, _ = run_frames(client, QuantizedNetwork(model), _frames(30, seed=8))
+        differing, _ = run_frames(client, QuantizedNetwork(model), random_frames(30, seed=8))
     assert differing == []
 
 
@@ -186,12 +186,12 @@ def test_replay_on_qemu_is_bit_exact(lstm256_model, tmp_path, quant, pair):
         capture_output=True, text=True, timeout=TEST_DEADLINE_S - 10, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(report.read_text())
-    info = _find(data, "instret_per_hart")
-    assert _find(data, "verify_mismatched_frames") == 0
-    assert _find(data, "frames_sent") == _find(data, "frames_answered") > 250
+    info = find_key(data, "instret_per_hart")
+    assert find_key(data, "verify_mismatched_frames") == 0
+    assert find_key(data, "frames_sent") == find_key(data, "frames_answered") > 250
     # 9 harts, controller first; the 8 workers share the work evenly.
     assert len(info) == 9 and min(info[1:]) > 100_000
-    assert 1.0 <= _find(data, "instret_worker_imbalance") < 1.05
+    assert 1.0 <= find_key(data, "instret_worker_imbalance") < 1.05
     assert child_pids() <= before
 
 
@@ -212,8 +212,8 @@ def test_a_model_split_across_l2_and_mram_is_bit_exact_on_qemu(qemu_image, tmp_p
         capture_output=True, text=True, timeout=TEST_DEADLINE_S - 10, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(report.read_text())
-    assert _find(data, "weights_level") == "L2+MRAM"
-    assert _find(data, "verify_mismatched_frames") == 0 and _find(data, "frames_answered") > 70
+    assert find_key(data, "weights_level") == "L2+MRAM"
+    assert find_key(data, "verify_mismatched_frames") == 0 and find_key(data, "frames_answered") > 70
     # QEMU's MODEL_END reports the cost model's plan, tile by tile
     from streamer.costmodel import firmware_work
     from streamer.target import read_target
@@ -242,29 +242,3 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def _frames(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (np.abs(rng.standard_normal((n, 257))) * 3).astype(np.float32)
-
-
-def _bits(frame: np.ndarray) -> np.ndarray:
-    from streamer.backends.link import magnitude_bits
-
-    return magnitude_bits(frame)
-
-
-def _find(data, key: str):
-    """The first value of `key` anywhere in a nested report."""
-    if isinstance(data, dict):
-        if key in data:
-            return data[key]
-        values = data.values()
-    elif isinstance(data, list):
-        values = data
-    else:
-        return None
-    for value in values:
-        found = _find(value, key)
-        if found is not None:
-            return found
-    return None

@@ -18,9 +18,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from helpers import deadline, random_params, require_tool
+from helpers import deadline, find_key, frame_bits, random_frames, random_params, require_tool
 
 # The link fault tests, run here against the Cortex-M7 through this module's `sim` fixture.
 from test_link_device import (  # noqa: F401 - collected by pytest from this module
@@ -117,8 +116,8 @@ def test_one_core_reads_weights_in_place_and_counts_it(board):
     with launcher("pty") as qemu, loaded_client(qemu, model) as client:
         info = client.device_info
         assert info.target == name and info.cores == 1 and info.timer_hz == timer_hz
-        differing, _ = run_frames(client, QuantizedNetwork(model), _frames(12))
-        _, counters = client.frame(12, _bits(_frames(13)[12]))
+        differing, _ = run_frames(client, QuantizedNetwork(model), random_frames(12))
+        _, counters = client.frame(12, frame_bits(random_frames(13)[12]))
     assert differing == []
     h, k = 64, 257
     assert counters.int8_macs == (2 * 4 * h * (h + h),)
@@ -137,7 +136,7 @@ def test_one_core_reads_weights_in_place_and_counts_it(board):
 def test_frames_are_bit_identical_to_the_golden_model(board, mode, cell):
     _, model = quantized(mode, cell, hidden=40, seed=7)
     with board[0]("tcp") as qemu, loaded_client(qemu, model) as client:
-        differing, _ = run_frames(client, QuantizedNetwork(model), _frames(30, seed=8))
+        differing, _ = run_frames(client, QuantizedNetwork(model), random_frames(30, seed=8))
     assert differing == []
 
 
@@ -203,17 +202,17 @@ def _verify(model: Path, quant: str, tmp_path: Path, backend: str = "qemu-m7") -
     assert result.returncode == 0, result.stderr[-2000:]
     assert child_pids() <= before
     data = json.loads(report.read_text())
-    assert _find(data, "verify_mismatched_frames") == 0
-    assert _find(data, "frames_sent") == _find(data, "frames_answered") > 250
+    assert find_key(data, "verify_mismatched_frames") == 0
+    assert find_key(data, "frames_sent") == find_key(data, "frames_answered") > 250
     # The device's counters on every frame are the single-core schedule's (target cortex-m7).
-    assert _find(data, "counters_mismatch_frames") == 0
+    assert find_key(data, "counters_mismatch_frames") == 0
     return data
 
 
 @pytest.mark.parametrize("quant", ["mixed", "fp16"])
 def test_default_model_on_the_m7_is_bit_exact(lstm256_model, tmp_path, quant):
     data = _verify(lstm256_model, quant, tmp_path)
-    per_hart = _find(data, "instret_per_hart")
+    per_hart = find_key(data, "instret_per_hart")
     assert len(per_hart) == 2 and per_hart[0] == 0 and per_hart[1] > 1_000_000
 
 
@@ -229,29 +228,3 @@ def test_default_model_on_the_m55_is_bit_exact(lstm256_model, m55_image, tmp_pat
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-def _frames(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (np.abs(rng.standard_normal((n, 257))) * 3).astype(np.float32)
-
-
-def _bits(frame: np.ndarray) -> np.ndarray:
-    from streamer.backends.link import magnitude_bits
-
-    return magnitude_bits(frame)
-
-
-def _find(data, key: str):
-    """The first value of `key` anywhere in a nested report."""
-    if isinstance(data, dict):
-        if key in data:
-            return data[key]
-        values = data.values()
-    elif isinstance(data, list):
-        values = data
-    else:
-        return None
-    for value in values:
-        found = _find(value, key)
-        if found is not None:
-            return found
-    return None
