@@ -9,6 +9,7 @@ The emulator is deterministic, so the scores depend on none of these; host timin
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -138,8 +139,7 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
         raise ReplayError(f"--batch {batch} needs a backend that steps many streams at once (the "
                           f"emulator, without --verify); {backend} runs one stream at a time")
     slots = (batch or DEFAULT_BATCH) if can_batch else 1
-    spec = RunSpec(backend, quant, verify, timing, atten_lim_db, policy, slots)
-    runner.spec = spec
+    spec = runner.spec = dataclasses.replace(spec, batch=slots)
     result = EvalResult(noisy_dir=noisy_dir, clean_dir=clean_dir, out_dir=out_path,
                         model=runner.model_info, backend=backend, quant=quant,
                         backend_info=runner.backend.describe(), jobs=jobs, files=[],

@@ -45,6 +45,18 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tools() -> Path:
+    """The host build of the firmware (firmware/build/host: tdn-edge, tdn-run, tdn-sim), made once."""
+    from helpers import require_tool
+
+    require_tool("make")
+    require_tool("gcc")
+    result = subprocess.run(["make", "-C", str(REPO / "firmware"), "-j2"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return REPO / "firmware" / "build" / "host"
+
+
+@pytest.fixture(scope="session")
 def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small LSTM (H=128) model file with random weights: commands can run before any
     model is trained."""

@@ -16,8 +16,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
-from helpers import require_tool
 
 from streamer.link.protocol import SYNC, MsgType, PacketParser, crc8, encode_packet
 from streamer.quant import arith
@@ -29,13 +27,6 @@ F32 = np.float32
 U32 = np.uint32
 
 
-@pytest.fixture(scope="module")
-def tools() -> Path:
-    require_tool("make")
-    require_tool("gcc")
-    result = subprocess.run(["make", "-C", str(FIRMWARE), "-j2"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return FIRMWARE / "build" / "host"
 
 
 def bits(values) -> np.ndarray:

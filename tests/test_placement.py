@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import deadline, random_params, require_tool
+from helpers import deadline, random_params
 
 from streamer.costmodel import firmware_work
 from streamer.costmodel.plan import LayerShape, layer_bytes_by_level, plan_cuts
@@ -27,13 +27,6 @@ CODES = {"fp16": 1, "int8": 2, "mixed": 3}
 RANGES = dict.fromkeys(("fc0.input", "rnn1.input", "rnn1.cell", "rnn2.cell", "fc2.input"), 4.0)
 
 
-@pytest.fixture(scope="module")
-def tools() -> Path:
-    require_tool("make")
-    require_tool("gcc")
-    result = subprocess.run(["make", "-C", str(FIRMWARE), "-j2"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return FIRMWARE / "build" / "host"
 
 
 def shapes(mode: str, cell: str, hidden: int) -> list[LayerShape]:
