@@ -191,8 +191,11 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
     if failed:
         result.failed_frames = failed
         causes = ", ".join(f"{cause} {n}" for cause, n in sorted(failed.items()))
+        first = first_failures(backend)
+        said = "; ".join(f"first {cause}: {first[cause]}" for cause in sorted(failed) if cause in first)
         result.warnings.append(f"{sum(failed.values())} of {len(result.host_s)} frames failed on the "
-                               f"device link ({causes}): the input passed through unchanged for them")
+                               f"device link ({causes}): the input passed through unchanged for them"
+                               + (f" ({said})" if said else ""))
     if aborted is not None:
         result.error, result.samples_done = str(aborted), len(enhanced)
         result.warnings.append(f"stopped after {len(enhanced) / SAMPLE_RATE:.2f} s of "
@@ -256,6 +259,11 @@ def _both(first: Progress | None, second: Progress) -> Progress:
 def failed_frames(backend: Backend) -> dict[str, int]:
     """Frames a device backend lost so far, by cause (empty for the emulator)."""
     return dict(backend.describe().get("failed_by_cause") or {})
+
+
+def first_failures(backend: Backend) -> dict[str, str]:
+    """Per cause, what the first frame a device backend lost to it said (empty for the emulator)."""
+    return dict(backend.describe().get("first_failure_by_cause") or {})
 
 
 def target_observer(timing: Any, backend: Backend) -> tuple[Any, str | None]:

@@ -95,6 +95,11 @@ def test_replies_that_cannot_be_true_are_counted_by_cause(simulator: Simulator, 
         result = _replay(device, noisy, tmp_path)
     assert result.failed_frames == {cause: len(frames)} and result.complete
     report = json.loads((tmp_path / "r.json").read_text())
+    # The warning says what the first lost frame's reply said, not only how many were lost.
+    first = f"first {cause}: frame {min(frames)}: "
+    assert any(first in w for w in report["warnings"]), report["warnings"]
+    if rewrite is not None and cause == "implausible_counters":
+        assert "cannot be true" in report["backend_info"]["first_failure_by_cause"][cause]
     # The cost model saw the failed frames as lost, never the impossible counters.
     assert report["target"]["frames_lost"] == len(frames)
     assert all(row["frames"] == report["frames"] for row in report["operating_points"])

@@ -200,6 +200,7 @@ class LinkBackend(Backend):
             "frames_sent": self.frames_sent,
             "frames_answered": self.frames_answered,
             "failed_by_cause": self.failed_by_cause,
+            "first_failure_by_cause": dict(self.client.first_failure),
             "late_replies": self.client.late_replies,
             "model_reloads": self.client.model_reloads,
             "reconnects": self.client.reconnects,

@@ -196,6 +196,7 @@ class DeviceClient:
         self.frames_sent = 0
         self.frames_answered = 0
         self.frame_failures: Counter[str] = Counter()
+        self.first_failure: dict[str, str] = {}  # per cause, what the first such failure said
         self.late_replies = 0
         self.limits: ReplyLimits | None = None   # set once a model is loaded
         self.reconnects = 0
@@ -264,6 +265,7 @@ class DeviceClient:
             check_frame_reply(reply.bits, reply.counters, self.limits)
         except LinkError as error:
             self.frame_failures[_cause(error)] += 1
+            self.first_failure.setdefault(_cause(error), f"frame {index}: {error}")
             if isinstance(error, DeviceError) and error.code == ErrorCode.NO_MODEL:
                 self._reload_after_restart(error)
             raise

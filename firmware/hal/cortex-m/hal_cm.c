@@ -73,14 +73,24 @@ void hal_systick_handler(void) { systick_ms++; }
 void hal_uart_rx_handler(void) { UART_REG(UART_INT) = STATE_RXFULL; }
 
 /* ---- timer --------------------------------------------------------------------------------- */
+static uint32_t last_ticks; /* the latest reading: readings never go back (below) */
+
 uint32_t hal_timer_ticks(void)
 {
-    uint32_t ms, left;
-    do { /* a wrap between the two reads changes systick_ms (its handler runs at once) */
+    uint32_t ms, left, ticks;
+    do { /* a wrap between the two reads changes systick_ms once its handler has run */
         ms = systick_ms;
         left = SYST_CVR;
     } while (ms != systick_ms);
-    return ms * SYSTICK_PERIOD + (SYSTICK_PERIOD - 1u - left); /* CPU clocks, mod 2^32 */
+    if (left >= SYSTICK_PERIOD) left = SYSTICK_PERIOD - 1u; /* a counter past its reload value */
+    ticks = ms * SYSTICK_PERIOD + (SYSTICK_PERIOD - 1u - left); /* CPU clocks, mod 2^32 */
+    /* QEMU reloads SysTick on its I/O thread and the vCPU takes the interrupt only at its next
+     * block: a read in between sees the new period under the old systick_ms, one period early.
+     * A frame's ticks are a difference of two readings, so a reading that went back would
+     * make a short frame wrap to minutes; hold the clock still instead. */
+    if ((int32_t)(ticks - last_ticks) < 0) ticks = last_ticks;
+    last_ticks = ticks;
+    return ticks;
 }
 
 uint32_t hal_timer_hz(void) { return CPU_HZ; }
@@ -106,8 +116,14 @@ static int icnt_present;
 uint64_t hal_instret(unsigned hart)
 {
     const volatile uint32_t *page = (const volatile uint32_t *)ICNT_PAGE;
+    uint32_t high, low;
     if (!icnt_present || hart != 1) return 0;
-    return (uint64_t)page[3] << 32 | page[2];
+    do { /* the plugin adds a block's count before the block runs: re-read if the low word
+          * carried into the high one between the two loads (they may sit in two blocks) */
+        high = page[3];
+        low = page[2];
+    } while (high != page[3]);
+    return (uint64_t)high << 32 | low;
 }
 
 /* ---- transport: UART0 ---------------------------------------------------------------------- */
