@@ -108,6 +108,14 @@ def simulator(m7_image) -> Iterator[QemuArm]:
         yield qemu
 
 
+@pytest.fixture
+def replay_guard_s() -> int:
+    """The proxy tests' hang guard for the M7: its 332 kB model crosses QEMU's one-byte CMSDK UART
+    (about 25 kB/s) and each frame's round trip takes about 80 ms, so one replay took 45-65 s
+    here; 60 s (the host simulator's guard) cut a healthy run short."""
+    return 240
+
+
 # --- the device ------------------------------------------------------------------------------------
 
 def test_one_core_reads_weights_in_place_and_counts_it(board):
