@@ -180,12 +180,15 @@ def loaded_client(simulator: Simulator, model, **options) -> DeviceClient:
 
 
 def run_frames(client: DeviceClient, network: QuantizedNetwork, mags: np.ndarray, state=None,
-               start: int = 0):
-    """Step device and golden model over `mags`; the frames whose masks differ in any bit."""
+               start: int = 0, counters_seen: list | None = None):
+    """Step device and golden model over `mags`; the frames whose masks differ in any bit.
+    Each frame's Counters are appended to `counters_seen` when given."""
     state = network.initial_state() if state is None else state
     differing = []
     for k, frame in enumerate(mags):
         bits, counters = client.frame(start + k, magnitude_bits(frame))
+        if counters_seen is not None:
+            counters_seen.append(counters)
         expected, state = network.step(frame, state)
         if not np.array_equal(bits, expected.astype(np.float16).view(np.uint16)):
             differing.append(start + k)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import deadline, find_key, frame_bits, random_frames, random_params, require_tool
+from helpers import deadline, find_key, random_frames, random_params, require_tool
 
 # The link fault tests, run here against the Cortex-M7 through this module's `sim` fixture.
 from test_link_device import (  # noqa: F401 - collected by pytest from this module
@@ -124,14 +124,19 @@ def test_one_core_reads_weights_in_place_and_counts_it(board):
     with launcher("pty") as qemu, loaded_client(qemu, model) as client:
         info = client.device_info
         assert info.target == name and info.cores == 1 and info.timer_hz == timer_hz
-        differing, _ = run_frames(client, QuantizedNetwork(model), random_frames(12))
-        _, counters = client.frame(12, frame_bits(random_frames(13)[12]))
+        seen: list = []
+        differing, _ = run_frames(client, QuantizedNetwork(model), random_frames(13), counters_seen=seen)
+    counters = seen[-1]
     assert differing == []
     h, k = 64, 257
     assert counters.int8_macs == (2 * 4 * h * (h + h),)
     assert counters.fp16_macs == (h * k + k * h + k * k,)
     # One layer is one call: no barrier, no copy into L1, no DMA.
-    assert counters.forks == 5 and counters.barrier_waits == 0 and counters.ticks > 0
+    assert counters.forks == 5 and counters.barrier_waits == 0
+    # The clock runs. Over a run, not per frame: when the host starves QEMU, SysTick wraps
+    # coalesce and a frame's readings may not advance (the HAL holds its clock still rather
+    # than let it go back), so one frame of a few ms can read 0 ticks (seen once on the M55).
+    assert sum(c.ticks for c in seen) > 0
     assert counters.l1_bytes_from == (0, 0, 0) and counters.dma_transfers == 0
     # The core's instructions once, as worker 0's (the controller slot is the same core).
     assert counters.instructions[0] == 0 and counters.instructions[1] > 100_000
