@@ -181,17 +181,18 @@ def enhance_file(noisy: str | Path | Audio, backend: Backend, *, model_info: dic
         # Keep what was enhanced: the output file holds it, the result says where it stops.
         aborted, enhanced = stopped, stopped.output
     wall_s = time.perf_counter() - start
+    backend_info = backend.describe()
     result = file_result(noisy_audio, clean_audio, enhanced, out, model_info=model_info,
-                         backend_spec=backend_spec, quant=quant, backend_info=backend.describe(),
+                         backend_spec=backend_spec, quant=quant, backend_info=backend_info,
                          host_s=timer.seconds(), wall_s=wall_s,
                          target=None if target_timing is None else target_timing.record(),
                          target_note=target_note, atten_lim_db=denoiser.atten_lim_db)
-    failed = {cause: n - failed_before.get(cause, 0) for cause, n in failed_frames(backend).items()
-              if n > failed_before.get(cause, 0)}
+    failed = {cause: n - failed_before.get(cause, 0) for cause, n in
+              (backend_info.get("failed_by_cause") or {}).items() if n > failed_before.get(cause, 0)}
     if failed:
         result.failed_frames = failed
         causes = ", ".join(f"{cause} {n}" for cause, n in sorted(failed.items()))
-        first = first_failures(backend)
+        first = backend_info.get("first_failure_by_cause") or {}
         said = "; ".join(f"first {cause}: {first[cause]}" for cause in sorted(failed) if cause in first)
         result.warnings.append(f"{sum(failed.values())} of {len(result.host_s)} frames failed on the "
                                f"device link ({causes}): the input passed through unchanged for them"
@@ -259,11 +260,6 @@ def _both(first: Progress | None, second: Progress) -> Progress:
 def failed_frames(backend: Backend) -> dict[str, int]:
     """Frames a device backend lost so far, by cause (empty for the emulator)."""
     return dict(backend.describe().get("failed_by_cause") or {})
-
-
-def first_failures(backend: Backend) -> dict[str, str]:
-    """Per cause, what the first frame a device backend lost to it said (empty for the emulator)."""
-    return dict(backend.describe().get("first_failure_by_cause") or {})
 
 
 def target_observer(timing: Any, backend: Backend) -> tuple[Any, str | None]:
