@@ -16,7 +16,7 @@ Prints one JSON object with two parts:
 
 Pairs made here (when Debian's asterisk-core-sounds-en-wav and asterisk-moh-opsound-wav are
 installed): recorded English prompts (Allison voice, 8 kHz, upsampled to 16 kHz, consecutive
-prompts joined to 2.5-4 s) mixed with recorded music-on-hold at 0-10 dB SNR. Licences: the
+prompts joined and cut to 2.5-4 s) mixed with recorded music-on-hold at 0-10 dB SNR. Licences: the
 prompts CC BY-SA 3.0 (Digium), the music CC BY-SA 3.0 (opsound.org artists), per their
 Debian copyright files.
 """
@@ -114,11 +114,12 @@ def make_pairs(root: Path, count: int) -> list[str]:
     noise = soxr.resample(noise, 8000, SAMPLE_RATE)
     index = 0
     for k in range(count):
-        speech = []
-        while sum(len(s) for s in speech) < rng.uniform(2.5, 4.0) * 8000:
+        speech, length = [], int(rng.uniform(2.5, 4.0) * 8000)
+        while sum(len(s) for s in speech) < length:
             speech.append(soundfile.read(prompts[index % len(prompts)], dtype="float64")[0])
             index += 7
-        clean = soxr.resample(np.concatenate(speech), 8000, SAMPLE_RATE)
+        # Cut to the drawn length: one long prompt would otherwise make a 25 s mixture.
+        clean = soxr.resample(np.concatenate(speech)[:length], 8000, SAMPLE_RATE)
         clean = 0.25 * clean / max(np.max(np.abs(clean)), 1e-9)
         start = rng.integers(0, len(noise) - len(clean))
         part = noise[start:start + len(clean)]

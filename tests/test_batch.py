@@ -113,6 +113,9 @@ def test_the_order_check_rejects_a_sum_that_is_not_sequential() -> None:
 
     assert arith.sequential_reduce_holds((65, 3, 40))
     assert not arith.sequential_reduce_holds((65, 3, 40), reduce=pairwise)
+    # One row of one stream: the terms lie contiguous and numpy sums them pairwise. A single
+    # probe draw once passed this by chance; enough draws for 64 sums catch it.
+    assert not arith.sequential_reduce_holds((259, 1, 1))
 
 
 def test_explicit_loop_fallback_gives_the_same_sum(monkeypatch) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from streamer.quant import compiled
+
 F32 = np.float32
 FP16_MAX = F32(65504.0)
 INT8_MAX = 127
@@ -99,7 +101,9 @@ class SequentialDot:
     """`dot_f32_sequential` with its weights arranged once, for one stream or a batch of them.
 
     The terms of every row's sum are laid out term-major, (terms, rows): the biases first (as
-    terms times 1.0, exact) then the weights transposed. A chunk of terms for all streams and
+    terms times 1.0, exact) then the weights transposed. Where this process has the compiled
+    sum (streamer/quant/compiled.py: the same order in C, checked against the definition
+    before use), it does the sums. Otherwise numpy does, this way: a chunk of terms for all streams and
     rows is multiplied at once, then summed over the term axis, the running sum of the chunks
     before it in front. Summing over the leading axis of a C-contiguous array, numpy adds one
     term after another into the whole row of accumulators (its pairwise summation is only
@@ -109,17 +113,28 @@ class SequentialDot:
     by an explicit loop over the terms instead.
     """
 
-    def __init__(self, weights: np.ndarray, start: np.ndarray) -> None:
+    def __init__(self, weights: np.ndarray, start: np.ndarray,
+                 kernel: compiled.SumKernel | str | None = "default") -> None:
+        """`kernel`: "default" for this process's compiled sum where it has one
+        (streamer/quant/compiled.py), a loaded one, or None for numpy."""
         rows = weights.shape[0]
         start = np.asarray(start, F32).reshape(rows, -1)
         self.rows, self.leading = rows, start.shape[1]
         self.terms_t = np.ascontiguousarray(np.vstack([start.T, np.asarray(weights, F32).T]))
+        self.kernel = compiled.sum_kernel() if kernel == "default" else kernel
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Sums for `x` of shape (K,) -> (rows,), or (B, K) -> (B, rows)."""
         x = np.asarray(x, F32)
         batch = x.reshape(-1, x.shape[-1])
         streams = batch.shape[0]
+        if self.kernel is not None:
+            inputs = np.empty((streams, self.terms_t.shape[0]), F32)
+            inputs[:, :self.leading] = 1.0
+            inputs[:, self.leading:] = batch
+            out = np.empty((streams, self.rows), F32)
+            self.kernel(self.terms_t, inputs, out)
+            return out.reshape(x.shape[:-1] + (self.rows,))
         inputs = np.empty((self.terms_t.shape[0], streams), F32)
         inputs[:self.leading] = 1.0
         inputs[self.leading:] = batch.T
@@ -145,23 +160,31 @@ _REDUCE_CHECKED: dict[tuple[int, ...], bool] = {}
 def sequential_reduce_holds(shape: tuple[int, ...], reduce=None) -> bool:
     """Whether np.add.reduce over axis 0 of a C-contiguous float32 array of `shape` adds the
     terms strictly in order (checked once per shape, against an explicit loop, on terms whose
-    sum depends on the order: random signs and magnitudes over 48 binades). `reduce` replaces
-    np.add.reduce for a test of the check itself (and is then neither cached nor consulted)."""
+    sum depends on the order: random signs and magnitudes over 24 binades, in enough draws
+    that at least 64 sums are compared: one narrow sum can come out the same by chance).
+    `reduce` replaces np.add.reduce for a test of the check itself (and is then neither cached
+    nor consulted)."""
     known = None if reduce is not None else _REDUCE_CHECKED.get(shape)
     if known is None:
         rng = np.random.default_rng(len(shape) + sum(shape))
-        exponents = rng.integers(-24, 24, size=shape)
-        probe = (rng.choice([-1.0, 1.0], size=shape) * np.ldexp(1.0 + rng.random(shape), exponents)
-                 ).astype(F32)
-        expected = probe[0].copy()
-        for term in probe[1:]:
-            np.add(expected, term, out=expected)
-        summed = (reduce or np.add.reduce)(probe, axis=0, dtype=F32)
-        known = bool(np.array_equal(summed, expected))
+        sums = int(np.prod(shape[1:], dtype=np.int64))
+        known = True
+        for _ in range(-(-_PROBE_SUMS // max(sums, 1))):
+            exponents = rng.integers(-12, 12, size=shape)
+            probe = (rng.choice([-1.0, 1.0], size=shape) * np.ldexp(1.0 + rng.random(shape), exponents)
+                     ).astype(F32)
+            expected = probe[0].copy()
+            for term in probe[1:]:
+                np.add(expected, term, out=expected)
+            summed = (reduce or np.add.reduce)(probe, axis=0, dtype=F32)
+            known = known and bool(np.array_equal(summed, expected))
         if reduce is not None:
             return known
         _REDUCE_CHECKED[shape] = known
     return known
+
+
+_PROBE_SUMS = 64
 
 
 def _sum_in_order(block: np.ndarray) -> np.ndarray:
