@@ -40,6 +40,7 @@ from frames import magnitudes, onnxruntime_session, time_onnxruntime  # noqa: E4
 from streamer.engine import DEADLINE_S, SAMPLE_RATE  # noqa: E402
 from streamer.model import load_model  # noqa: E402
 from streamer.numerics import build_network  # noqa: E402
+from streamer.quant.compiled import sum_kernel_status  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PROMPTS = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             sources = make_pairs(folder, args.made_pairs)
             result["eval_pairs"] = sources
             result["eval"] = eval_part(args.model, folder, args.eval_modes.split(","))
-    result.update({"deadline_us": DEADLINE_S * 1e6, "python": platform.python_version(),
+    result.update({"fp16_sum": sum_kernel_status(), "deadline_us": DEADLINE_S * 1e6,
+                   "python": platform.python_version(),
                    "numpy": np.__version__, "machine": platform.machine()})
     print(json.dumps(result, indent=2))
     return 0
