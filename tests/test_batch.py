@@ -18,7 +18,7 @@ from streamer.engine import overlap_add_spectra, stream_spectra
 from streamer.eval_runner import chunks
 from streamer.model.fp32 import Fp32Network
 from streamer.pipeline import Denoiser, enhance_signal, mask_floor
-from streamer.quant import arith
+from streamer.quant import arith, compiled
 from streamer.quant.network import QuantizedNetwork, quantize
 from streamer.report import throughput_x_realtime
 
@@ -40,6 +40,16 @@ def _streams(lengths=LENGTHS, seed: int = 0, specials: bool = True) -> list[Stre
     return streams
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def sum_kernel(request, monkeypatch) -> str:
+    """Runs a test with the fp16 sums of networks built in it done by the compiled kernel, then
+    by numpy (streamer/quant/compiled.py): both must give the contract's bits."""
+    loaded = compiled.load(request.param)
+    monkeypatch.setattr(compiled, "_loaded", loaded)
+    assert (loaded[0] is not None) == (request.param == "compiled")
+    return request.param
+
+
 def _alone(network, stream: Stream) -> np.ndarray:
     state, masks = network.initial_state(), []
     for frame in stream.magnitudes:
@@ -55,7 +65,8 @@ def _batched(network, streams: list[Stream], slots: int) -> dict:
 @pytest.mark.parametrize("hidden", [128, 256])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("mode", ["fp16", "int8", "mixed"])
-def test_batched_streams_are_bit_identical_to_each_stream_alone(mode: str, cell: str, hidden: int) -> None:
+def test_batched_streams_are_bit_identical_to_each_stream_alone(mode: str, cell: str, hidden: int,
+                                                                sum_kernel: str) -> None:
     network = QuantizedNetwork(quantize(random_params(cell, hidden, seed=hidden + len(cell)), mode, RANGES))
     streams = _streams(seed=hidden)
     for slots in (3, len(LENGTHS) + 2):  # refilled slots; more slots than streams
@@ -64,7 +75,8 @@ def test_batched_streams_are_bit_identical_to_each_stream_alone(mode: str, cell:
         for stream in streams:
             alone = _alone(network, stream)
             assert np.array_equal(batched[stream.key].view(np.uint32), alone.view(np.uint32)), (
-                f"{mode} {cell} H={hidden} stream {stream.key} differs in a batch of {slots}")
+                f"{mode} {cell} H={hidden} stream {stream.key} differs in a batch of {slots} "
+                f"({sum_kernel} sum)")
 
 
 # fp32: a stream in a batch goes through one matrix-matrix product per layer, whose sums BLAS may
@@ -83,7 +95,7 @@ def test_fp32_batch_within_float32_rounding(cell: str) -> None:
     assert worst <= FP32_MASK_BOUND
 
 
-def test_sequential_dot_is_the_contracts_sequential_sum() -> None:
+def test_sequential_dot_is_the_contracts_sequential_sum(sum_kernel: str) -> None:
     """SequentialDot == dot_f32_sequential bit for bit, on terms whose sum depends on the order
     (magnitudes over 40 binades, both signs), for one input and for a batch."""
     rng = np.random.default_rng(2)
