@@ -31,6 +31,7 @@ _USER_ERRORS = (
     ("streamer.target", "TargetError"),
     ("streamer.pipeline", "PipelineError"),
     ("streamer.options", "OptionError"),
+    ("streamer.quant.compiled", "KernelError"),
 )
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter

@@ -6,6 +6,8 @@ broken cache. Real compiles with the system's C compiler, into a folder of the t
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +171,18 @@ def test_this_process_uses_the_compiled_sum_where_there_is_a_compiler() -> None:
         assert compiled.sum_kernel() is None
     else:
         assert compiled.sum_kernel() is not None, compiled.sum_kernel_status()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({compiled.KERNEL_ENV: "fortran"}, "choose one of auto, compiled, numpy"),
+    ({compiled.KERNEL_ENV: "compiled", "CC": "/no/such/cc"},
+     "cannot compile sequential_dot.c with /no/such/cc"),
+])
+def test_the_command_says_what_is_wrong_in_one_line(tmp_path: Path, setting: dict, message: str) -> None:
+    env = {**os.environ, compiled.CACHE_ENV: str(tmp_path / "cache"), **setting}
+    out = tmp_path / "out.wav"
+    run = subprocess.run([sys.executable, "-m", "streamer", "replay", "--quant", "fp16", "--out", str(out)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("streamer: error: ") and message in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and not out.exists()

@@ -4,7 +4,7 @@ The fp16 dense sums are the emulator's hot loop, and numpy cannot fuse a multipl
 add that follows it. The C kernel does the same sums in the same order (one sequential
 binary32 sum per row, vectorised across rows and streams only), several times faster.
 
-It is built with the system's C compiler ($CC, else `cc`) into a cache folder
+It is built with the system's C compiler ($CC, else `cc`, `gcc` or `clang`) into a cache folder
 ($STREAMER_CACHE, else $XDG_CACHE_HOME/streamer, else ~/.cache/streamer) under a name that
 hashes its source and flags, so a changed kernel is rebuilt and concurrent processes share one
 build. Before a process uses it, it is run once on terms whose sum depends on the order and
@@ -22,6 +22,7 @@ import hashlib
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -56,7 +57,10 @@ def cache_dir() -> Path:
 
 
 def _compiler() -> list[str]:
-    return shlex.split(os.environ.get("CC") or "cc")
+    """$CC, else the first of cc, gcc, clang on the PATH (named even when none is, for the error)."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    return [next((name for name in ("cc", "gcc", "clang") if shutil.which(name)), "cc")]
 
 
 def library_path(source: Path = SOURCE, directory: Path | None = None) -> Path:
