@@ -17,6 +17,7 @@ would locally.
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,9 @@ from streamer.results import ReplayResult
 MAX_ATTEMPTS = 3
 # How long the head's address may take to accept a connection before it is called dead.
 CONNECT_TIMEOUT_S = 5.0
+# A Ray Client server that fails to start the session's server process is asked again.
+CLIENT_INIT_ATTEMPTS = 3
+CLIENT_INIT_RETRY_S = 1.0
 INSTALL_HINT = "pip install 'streamer[cluster]'"
 
 
@@ -74,12 +78,23 @@ def connect(address: str) -> dict[str, Any]:
     check_cluster_available()
     if address != "auto":
         _check_reachable(address)
-    try:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
-                 configure_logging=True)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise ClusterError(f"cannot join the Ray cluster at {address}: "
-                           f"{str(error).splitlines()[0]}") from None
+    # A Ray Client head starts a server process for each client; that start can fail on a busy
+    # head (the client then reads "Initialization failure from server"), and a new connection
+    # gets a new server. Other failures are not retried.
+    attempts = CLIENT_INIT_ATTEMPTS if address.startswith("ray://") else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
+                     configure_logging=True)
+            break
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            if isinstance(error, ConnectionAbortedError) and attempt < attempts:
+                ray.shutdown()
+                time.sleep(CLIENT_INIT_RETRY_S)
+                continue
+            tried = f" ({attempt} attempts)" if attempt > 1 else ""
+            raise ClusterError(f"cannot join the Ray cluster at {address}{tried}: "
+                               f"{str(error).splitlines()[0]}") from None
     resources = ray.cluster_resources()
     return {"address": address, "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
             "workers": int(resources.get("CPU", 0)), "pieces": 0, "retried_files": []}

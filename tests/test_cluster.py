@@ -148,6 +148,46 @@ def test_a_dead_address_is_one_line(pairs, random_model, tmp_path) -> None:
     assert not (tmp_path / "r.json").exists()
 
 
+def test_a_failed_client_session_start_is_asked_again(cluster, monkeypatch) -> None:
+    """The Ray Client head's per-client server process can fail to start on a busy machine
+    (seen here once in a few dozen runs; the client then reads "Initialization failure from
+    server"). That failure cannot be caused on demand, so ray.init is wrapped to raise it,
+    exactly as Ray's client raises it, before the real call: connect asks again, and joins."""
+    from streamer import cluster as cluster_module
+
+    real_init, calls = ray.init, []
+
+    def failing_then_real(*args, **kwargs):
+        calls.append(kwargs.get("address"))
+        if len(calls) < cluster_module.CLIENT_INIT_ATTEMPTS:
+            raise ConnectionAbortedError("Initialization failure from server:\n")
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "init", failing_then_real)
+    monkeypatch.setattr(cluster_module, "CLIENT_INIT_RETRY_S", 0.0)
+    try:
+        info = cluster_module.connect(cluster["client"])
+    finally:
+        ray.shutdown()
+    assert calls == [cluster["client"]] * cluster_module.CLIENT_INIT_ATTEMPTS
+    assert info["workers"] == 2
+
+
+def test_a_client_session_that_never_starts_is_one_line(cluster, monkeypatch) -> None:
+    from streamer import cluster as cluster_module
+
+    def always_failing(*args, **kwargs):
+        raise ConnectionAbortedError("Initialization failure from server:\n")
+
+    monkeypatch.setattr(ray, "init", always_failing)
+    monkeypatch.setattr(cluster_module, "CLIENT_INIT_RETRY_S", 0.0)
+    with pytest.raises(cluster_module.ClusterError) as caught:
+        cluster_module.connect(cluster["client"])
+    assert str(caught.value) == (f"cannot join the Ray cluster at {cluster['client']} "
+                                 f"({cluster_module.CLIENT_INIT_ATTEMPTS} attempts): "
+                                 "Initialization failure from server:")
+
+
 def test_without_ray_the_option_says_what_to_install(pairs, random_model, tmp_path) -> None:
     # Ray is installed here (the test extra); hiding it from this one process is the only way to
     # see what a user without it sees.

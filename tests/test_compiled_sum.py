@@ -5,6 +5,7 @@ broken cache. Real compiles with the system's C compiler, into a folder of the t
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -186,3 +187,23 @@ def test_the_command_says_what_is_wrong_in_one_line(tmp_path: Path, setting: dic
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith("streamer: error: ") and message in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_without_a_compiler_a_command_runs_says_so_once_and_gives_the_same_bits(tmp_path: Path) -> None:
+    """`auto` without a compiler: numpy does the sums, the output is the same file, and one
+    warning line says why it is slower; the report names the sum that ran."""
+    outputs = {}
+    for name, setting in (("compiled", {}), ("numpy", {"CC": str(tmp_path / "no-such-cc")})):
+        env = {**os.environ, compiled.CACHE_ENV: str(tmp_path / f"cache-{name}"), **setting}
+        env.pop(compiled.KERNEL_ENV, None)
+        out, report = tmp_path / f"{name}.wav", tmp_path / f"{name}.json"
+        command = [sys.executable, "-m", "streamer", "replay", "--quant", "mixed", "--out", str(out),
+                   "--report", str(report)]
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stderr
+        warnings = [line for line in run.stderr.splitlines() if "fp16 sums run in numpy" in line]
+        assert len(warnings) == (1 if name == "numpy" else 0), run.stderr
+        fp16_sum = json.loads(report.read_text())["backend_info"]["fp16_sum"]
+        assert fp16_sum.startswith(name), fp16_sum
+        outputs[name] = out.read_bytes()
+    assert outputs["compiled"] == outputs["numpy"]

@@ -50,5 +50,10 @@ class EmulatorBackend(Backend):
         from streamer.target import load_target, memory_levels
 
         memory = memory_report(getattr(self.network, "model", self.params), memory_levels(load_target()))
-        return {"backend": self.name, "quant": self.quant, "weights_bytes": memory["weights_bytes"],
-                "weights_memory": memory["weights_memory"]}
+        described = {"backend": self.name, "quant": self.quant, "weights_bytes": memory["weights_bytes"],
+                     "weights_memory": memory["weights_memory"]}
+        if "fp16" in getattr(self.network, "precision", {}).values():
+            from streamer.quant.compiled import sum_kernel_status
+
+            described["fp16_sum"] = sum_kernel_status()  # compiled or numpy, and why
+        return described

@@ -24,6 +24,7 @@ import platform
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -186,10 +187,16 @@ _loaded: tuple[SumKernel | None, str] | None = None
 
 
 def sum_kernel() -> SumKernel | None:
-    """This process's sum kernel (loaded and checked once), or None for numpy."""
+    """This process's sum kernel (loaded and checked once), or None for numpy. Where `auto`
+    had to fall back to numpy, one line on stderr says so and why (the work is several times
+    slower, and nothing else would tell)."""
     global _loaded
     if _loaded is None:
         _loaded = load()
+        if _loaded[0] is None and (os.environ.get(KERNEL_ENV) or "auto") == "auto":
+            print(f"streamer: warning: the fp16 sums run in numpy, several times slower: "
+                  f"{_loaded[1].removeprefix('numpy (compiled sum unavailable: ').removesuffix(')')}"
+                  f" ({KERNEL_ENV}=numpy silences this)", file=sys.stderr, flush=True)
     return _loaded[0]
 
 
