@@ -54,11 +54,14 @@ def noisy(tmp_path: Path, make_wav) -> Path:
     return make_wav(tmp_path / "noisy.wav", seconds=1.0, seed=2, noise=0.05)
 
 
+# How long one replay through the proxy may take before the test calls it a hang: the host
+# simulator takes a few seconds (a device module overrides the fixture for a slower device).
+HOST_REPLAY_GUARD_S = 60
+
+
 @pytest.fixture
 def replay_guard_s() -> int:
-    """How long one replay through the proxy may take before the test calls it a hang: the host
-    simulator takes a few seconds (a device module may override this for a slower device)."""
-    return 60
+    return HOST_REPLAY_GUARD_S
 
 
 def _model() -> LoadedModel:
@@ -66,7 +69,7 @@ def _model() -> LoadedModel:
 
 
 def _replay(device: FaultyDevice, noisy: Path, tmp_path: Path, policy: LinkPolicy | None = None,
-            guard_s: int = 60):
+            guard_s: int = HOST_REPLAY_GUARD_S):
     with deadline(guard_s, "a replay through the faulty device"):
         return replay(noisy, model=_model(), backend=device.url, quant="fp16", out=tmp_path / "out.wav",
                       report=tmp_path / "r.json", policy=policy)

@@ -127,20 +127,13 @@ def _open(path: Path) -> SumKernel:
     return sequential_dot
 
 
-def definition(terms_t: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-    """The contract's sum written plainly: for each stream, acc = first product, then each
-    further product added in order, every operation rounded to binary32."""
-    acc = terms_t[0][None, :] * inputs[:, :1]
-    for k in range(1, terms_t.shape[0]):
-        acc = acc + terms_t[k][None, :] * inputs[:, k:k + 1]
-    return acc.astype(F32)
-
-
 def matches_definition(kernel: SumKernel) -> bool:
-    """Whether `kernel` sums exactly as `definition` does, on terms whose sum depends on the
-    order (random signs and magnitudes over 48 binades), in full and partial tiles (70 rows:
-    two tiles of 32 and one of 6; 5 streams: two pairs and one alone), and keeps a sum that
-    is -0.0 as -0.0."""
+    """Whether `kernel` sums exactly as the contract's definition (`arith.dot_f32_sequential`,
+    the first term as its start) does, on terms whose sum depends on the order (random signs
+    and magnitudes over 24 binades), in full and partial tiles (70 rows: two tiles of 32 and
+    one of 6; 5 streams: two pairs and one alone), and keeps a sum that is -0.0 as -0.0."""
+    from streamer.quant.arith import dot_f32_sequential  # arith imports this module
+
     rng = np.random.default_rng(20261202)
     terms, rows, streams = 300, 70, 5
 
@@ -154,14 +147,19 @@ def matches_definition(kernel: SumKernel) -> bool:
     inputs[0] = np.abs(inputs[0])
     out = np.full((streams, rows), np.nan, F32)
     kernel(terms_t, inputs, out)
-    return bool(np.array_equal(out.view(np.uint32), definition(terms_t, inputs).view(np.uint32)))
+    expected = np.stack([dot_f32_sequential(terms_t[1:].T, row[1:], terms_t[0] * row[0]) for row in inputs])
+    return bool(np.array_equal(out.view(np.uint32), expected.view(np.uint32)))
+
+
+def _choice() -> str:
+    return os.environ.get(KERNEL_ENV) or "auto"
 
 
 def load(choice: str | None = None, directory: Path | None = None,
          source: Path = SOURCE) -> tuple[SumKernel | None, str]:
     """(kernel or None, a line saying which sum is used and why) for `choice` (default: the
     environment's). `compiled` raises KernelError where `auto` falls back to numpy."""
-    choice = choice or os.environ.get(KERNEL_ENV) or "auto"
+    choice = choice or _choice()
     if choice not in CHOICES:
         raise KernelError(f"{KERNEL_ENV}={choice!r}: choose one of {', '.join(CHOICES)}")
     if choice == "numpy":
@@ -193,10 +191,9 @@ def sum_kernel() -> SumKernel | None:
     global _loaded
     if _loaded is None:
         _loaded = load()
-        if _loaded[0] is None and (os.environ.get(KERNEL_ENV) or "auto") == "auto":
-            print(f"streamer: warning: the fp16 sums run in numpy, several times slower: "
-                  f"{_loaded[1].removeprefix('numpy (compiled sum unavailable: ').removesuffix(')')}"
-                  f" ({KERNEL_ENV}=numpy silences this)", file=sys.stderr, flush=True)
+        if _loaded[0] is None and _choice() == "auto":
+            print(f"streamer: warning: the fp16 sums run in {_loaded[1]}, several times slower "
+                  f"({KERNEL_ENV}=numpy silences this)", file=sys.stderr, flush=True)
     return _loaded[0]
 
 
