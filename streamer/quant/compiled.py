@@ -127,13 +127,22 @@ def _open(path: Path) -> SumKernel:
     return sequential_dot
 
 
-def matches_definition(kernel: SumKernel) -> bool:
-    """Whether `kernel` sums exactly as the contract's definition (`arith.dot_f32_sequential`,
-    the first term as its start) does, on terms whose sum depends on the order (random signs
-    and magnitudes over 24 binades), in full and partial tiles (70 rows: two tiles of 32 and
-    one of 6; 5 streams: two pairs and one alone), and keeps a sum that is -0.0 as -0.0."""
-    from streamer.quant.arith import dot_f32_sequential  # arith imports this module
+def definition(terms_t: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """The contract's sum written plainly: for each stream, acc = first product, then each
+    further product added in order, every operation rounded to binary32. (The same sum as
+    `arith.dot_f32_sequential`, written here because arith imports this module; the tests
+    hold the kernel equal to both.)"""
+    acc = terms_t[0][None, :] * inputs[:, :1]
+    for k in range(1, terms_t.shape[0]):
+        acc = acc + terms_t[k][None, :] * inputs[:, k:k + 1]
+    return acc.astype(F32)
 
+
+def matches_definition(kernel: SumKernel) -> bool:
+    """Whether `kernel` sums exactly as `definition` does, on terms whose sum depends on the
+    order (random signs and magnitudes over 24 binades), in full and partial tiles (70 rows:
+    two tiles of 32 and one of 6; 5 streams: two pairs and one alone), and keeps a sum that
+    is -0.0 as -0.0."""
     rng = np.random.default_rng(20261202)
     terms, rows, streams = 300, 70, 5
 
@@ -147,8 +156,7 @@ def matches_definition(kernel: SumKernel) -> bool:
     inputs[0] = np.abs(inputs[0])
     out = np.full((streams, rows), np.nan, F32)
     kernel(terms_t, inputs, out)
-    expected = np.stack([dot_f32_sequential(terms_t[1:].T, row[1:], terms_t[0] * row[0]) for row in inputs])
-    return bool(np.array_equal(out.view(np.uint32), expected.view(np.uint32)))
+    return bool(np.array_equal(out.view(np.uint32), definition(terms_t, inputs).view(np.uint32)))
 
 
 def _choice() -> str:
