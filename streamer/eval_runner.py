@@ -117,6 +117,29 @@ class Runner:
             yield result
 
 
+def longest_first(tasks: list[Task]) -> list[Task]:
+    """The tasks in the order a rolling batch takes them: the longest noisy file first (by its
+    header's duration, at its own rate), equal durations in the given order, a file whose header
+    cannot be read last (its error is reported when it is read).
+
+    Taken in name order, a long file that comes late keeps stepping with few other streams
+    long after the rest have finished, and a step of few streams costs more per stream. Longest
+    first, the batch drains on short files. On the 60 pairs of bench/eval_throughput.py the
+    mean number of streams per step goes from 26.6 to 29.2 of 32.
+    """
+    import soundfile
+
+    def duration(task: Task) -> float:
+        try:
+            return float(soundfile.info(str(task[0])).duration)
+        except (RuntimeError, OSError):  # soundfile.LibsndfileError is a RuntimeError
+            return -1.0
+
+    durations = [duration(task) for task in tasks]
+    order = sorted(range(len(tasks)), key=lambda i: (-durations[i], i))
+    return [tasks[i] for i in order]
+
+
 def chunks(tasks: list[Task], workers: int, batch: int) -> list[list[Task]]:
     """The file list in consecutive pieces for `workers` processes: enough pieces to keep every
     worker busy, none longer than 4 batches (so results come back while the rest run)."""

@@ -18,7 +18,16 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streamer.eval_runner import DEFAULT_BATCH, Runner, RunSpec, Task, chunks, init_worker, run_in_worker
+from streamer.eval_runner import (
+    DEFAULT_BATCH,
+    Runner,
+    RunSpec,
+    Task,
+    chunks,
+    init_worker,
+    longest_first,
+    run_in_worker,
+)
 from streamer.link.policy import LinkPolicy
 from streamer.pipeline import mask_floor
 from streamer.replay import LoadedModel, ReplayError, check_output_paths, load
@@ -148,6 +157,8 @@ def evaluate(noisy_dir: str | Path, clean_dir: str | Path, *,
                         batch=slots)
     tasks: list[Task] = [(noisy, clean, None if out_path is None else out_path / noisy.name)
                          for noisy, clean in pairing.pairs]
+    if slots > 1:
+        tasks = longest_first(tasks)  # the reports stay in name order (write_reports)
     watch = None if feed is None else feed(pairing)
 
     def finished(item: ReplayResult) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from helpers import random_params
 from streamer.backends.emulator import EmulatorBackend
 from streamer.batch import RollingBatch, Stream, enhance_many
 from streamer.engine import overlap_add_spectra, stream_spectra
-from streamer.eval_runner import chunks
+from streamer.eval_runner import chunks, longest_first
 from streamer.model.fp32 import Fp32Network
 from streamer.pipeline import Denoiser, enhance_signal, mask_floor
 from streamer.quant import arith, compiled
@@ -287,6 +288,39 @@ def test_eval_fp32_batch_scores_within_rounding_of_one_at_a_time(pairs, tmp_path
     for a, b in zip(alone["files"], batched["files"], strict=True):
         assert a["file"] == b["file"]
         assert abs(a["pesq_wb"] - b["pesq_wb"]) <= 1e-4 and abs(a["stoi"] - b["stoi"]) <= 1e-6
+
+
+def test_longest_first_orders_by_duration_at_each_files_own_rate(tmp_path) -> None:
+    import soundfile
+
+    def wav(name: str, seconds: float, rate: int) -> Path:
+        path = tmp_path / name
+        soundfile.write(path, np.zeros(int(seconds * rate)), rate, subtype="PCM_16")
+        return path
+
+    short = wav("a_short.wav", 1.0, 16_000)
+    narrow = wav("b_narrow.wav", 2.0, 8_000)     # 16000 samples, as many as a_short's, but 2 s
+    tie_first = wav("c_tie.wav", 1.5, 16_000)
+    tie_second = wav("d_tie.wav", 1.5, 48_000)   # the same 1.5 s: the given order breaks the tie
+    corrupt = tmp_path / "e_corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot audio")
+    missing = tmp_path / "f_missing.wav"
+    tasks = [(p, p, None) for p in (corrupt, short, tie_first, missing, narrow, tie_second)]
+    assert [t[0].name for t in longest_first(tasks)] == [
+        "b_narrow.wav", "c_tie.wav", "d_tie.wav", "a_short.wav", "e_corrupt.wav", "f_missing.wav"]
+    assert longest_first([]) == []
+
+
+def test_eval_batch_takes_the_longest_files_first(pairs, random_model) -> None:
+    """Durations 1.3, 0.7, 2.3, 1.0, 1.9 s in 3 slots: in name order f1 (0.7 s) would end first;
+    longest first the batch starts with f2, f4, f0, and f0 ends first. The report keeps name order."""
+    from streamer.evaluate import evaluate
+
+    finished: list[str] = []
+    result = evaluate(pairs[0], pairs[1], model=random_model, quant="fp16", jobs=1, batch=3,
+                      on_file=lambda item, done, total: finished.append(item.input.name))
+    assert finished[0] == "f0.wav" and sorted(finished) == [f"f{i}.wav" for i in range(5)]
+    assert [r.input.name for r in result.files] == [f"f{i}.wav" for i in range(5)]
 
 
 def test_batch_on_a_device_backend_is_a_clear_error(pairs, random_model) -> None:
