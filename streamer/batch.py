@@ -1,16 +1,19 @@
 """Many streams through one network at once: the rolling batch behind `streamer eval --batch`.
 
-A network steps B independent streams in one call (each layer one matrix-matrix product over
-the streams, every stream with its own state rows; see `QuantizedNetwork.step`). The rolling
-batch keeps its B slots full over a dataset of uneven lengths: a slot freed by a stream that
-ended is refilled with the next stream, its state rows zeroed as at the start of a stream.
-Streams enter in the order given; when several end on the same step, the freed slots are
-refilled in ascending slot order. Per stream the masks are bit-identical to stepping that
-stream alone in fp16, int8 and mixed (their sums are exact, or sequential per row). In fp32
-they agree within float32 rounding (tests/test_batch.py states the bound): BLAS may order a
-matrix-matrix product's sums differently from a matrix-vector product's, and differently
-again for a different number of rows, so fp32 results depend, in the last bits, on which
-streams share a step.
+A network's step is cut in three stages (`BatchNetwork`). The layers with state step B
+independent streams in one call (each layer one matrix-matrix product over the streams, every
+stream with its own state rows). The layers without state, before and after them, run over
+STAGE_FRAMES frames of one stream at once: a bigger product than a step's, and none of it
+repeated in a step that has few streams. The rolling batch keeps its B slots full over a dataset
+of uneven lengths: a slot freed by a stream that ended is refilled with the next stream, its
+state rows zeroed as at the start of a stream. Streams enter in the order given (`streamer
+eval` gives the longest first); when several end on the same step, the freed slots are refilled
+in ascending slot order. Per stream the masks are bit-identical to stepping that stream alone in
+fp16, int8 and mixed (their sums are exact, or sequential per row, so no row depends on the
+others). In fp32 they agree within float32 rounding (tests/test_batch.py states the bound):
+BLAS may order a matrix-matrix product's sums differently from a matrix-vector product's, and
+differently again for a different number of rows, so fp32 results depend, in the last bits, on
+which streams share a step.
 
 `enhance_many` wraps the batch in the engine's whole-signal STFT (`engine.stream_spectra`,
 `engine.overlap_add_spectra`), which computes exactly the frames and the output that
@@ -30,12 +33,33 @@ from streamer.engine import N_BINS, overlap_add_spectra, stream_spectra
 
 
 class BatchNetwork(Protocol):
-    """What the rolling batch needs of a network (Fp32Network and QuantizedNetwork have it)."""
+    """What the rolling batch needs of a network (Fp32Network and QuantizedNetwork have it): the
+    frame's step cut in three. `front` and `back` hold the layers with no state; the batch runs
+    them over many frames of one stream at once (a bigger product, and none of it repeated in a
+    step that has few streams). `recurrent` holds the layers with state and steps B streams,
+    each with its own state rows. back(recurrent(front(frames))) is `step`'s mask, bit for bit
+    in the quantised modes (every layer's result for a row depends on that row alone) and
+    within float32 rounding in fp32.
+    """
 
     def initial_state(self, streams: int | None = None) -> list[np.ndarray]: ...
 
-    def step(self, magnitudes: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def front(self, magnitudes: np.ndarray) -> np.ndarray:
+        """(frames, N_BINS) float32 magnitudes -> (frames, K): what `recurrent` takes per frame."""
         ...
+
+    def recurrent(self, inputs: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(B, K) inputs of B streams -> their (B, M) outputs and the next state."""
+        ...
+
+    def back(self, outputs: np.ndarray) -> np.ndarray:
+        """(frames, M) outputs of `recurrent` -> (frames, N_BINS) float32 masks."""
+        ...
+
+
+# Frames of one stream that `front` and `back` take at once: products of 64 rows run near the
+# BLAS peak, and the front's output of every slot (64 x 4 kB for an H=256 LSTM) stays small.
+STAGE_FRAMES = 64
 
 
 @dataclass
@@ -49,7 +73,8 @@ class Stream:
 @dataclass
 class FinishedStream:
     """A stream's masks (frames, N_BINS) float32 and, per frame, its share of the network time:
-    the time of the batch step that computed the frame divided by the streams in that step."""
+    the time of the batch step that computed the frame divided by the streams in that step, plus
+    the stream's own `front` and `back` time spread evenly over its frames."""
 
     key: Any
     masks: np.ndarray
@@ -59,9 +84,30 @@ class FinishedStream:
 @dataclass
 class _Slot:
     stream: Stream
-    masks: np.ndarray
     network_s: np.ndarray
+    outputs: np.ndarray | None = None  # recurrent's output per frame, made at the first step
+    inputs: np.ndarray | None = None   # front's output for frames first_input ..
+    first_input: int = 0
+    own_s: float = 0.0                 # front and back
     frame: int = 0
+
+    def next_input(self, network: BatchNetwork) -> np.ndarray:
+        row = self.frame - self.first_input
+        if self.inputs is None or row == len(self.inputs):
+            start = time.perf_counter()
+            self.inputs = network.front(self.stream.magnitudes[self.frame:self.frame + STAGE_FRAMES])
+            self.own_s += time.perf_counter() - start
+            self.first_input, row = self.frame, 0
+        return self.inputs[row]
+
+    def finish(self, network: BatchNetwork) -> FinishedStream:
+        frames = len(self.network_s)
+        masks = np.empty((frames, N_BINS), np.float32)
+        start = time.perf_counter()
+        for first in range(0, frames, STAGE_FRAMES):  # none for a stream of no frames
+            masks[first:first + STAGE_FRAMES] = network.back(self.outputs[first:first + STAGE_FRAMES])
+        self.own_s += time.perf_counter() - start
+        return FinishedStream(self.stream.key, masks, self.network_s + self.own_s / max(frames, 1))
 
 
 @dataclass
@@ -90,8 +136,7 @@ class RollingBatch:
             if stream is None:
                 slots[index] = None
                 return False
-            frames = len(stream.magnitudes)
-            slots[index] = _Slot(stream, np.empty((frames, N_BINS), np.float32), np.zeros(frames))
+            slots[index] = _Slot(stream, np.zeros(len(stream.magnitudes)))
             for tensor in state:
                 tensor[index] = 0
             self.fills.append((step, index, stream.key))
@@ -103,8 +148,8 @@ class RollingBatch:
         while True:
             # A stream with no frames left (or none at all) finishes before the next step.
             for index, slot in enumerate(slots):
-                while slot is not None and slot.frame == len(slot.masks):
-                    yield FinishedStream(slot.stream.key, slot.masks, slot.network_s)
+                while slot is not None and slot.frame == len(slot.network_s):
+                    yield slot.finish(self.network)
                     fill(index)
                     slot = slots[index]
             active = [index for index, slot in enumerate(slots) if slot is not None]
@@ -112,10 +157,10 @@ class RollingBatch:
                 return
             whole = len(active) == self.slots
             rows = slice(None) if whole else np.asarray(active)
-            x = np.stack([slots[i].stream.magnitudes[slots[i].frame] for i in active])
+            x = np.stack([slots[i].next_input(self.network) for i in active])
             sub_state = state if whole else [tensor[rows] for tensor in state]
             start = time.perf_counter()
-            masks, sub_state = self.network.step(x, sub_state)
+            outputs, sub_state = self.network.recurrent(x, sub_state)
             share = (time.perf_counter() - start) / len(active)
             if whole:
                 state = sub_state
@@ -124,7 +169,9 @@ class RollingBatch:
                     tensor[rows] = new
             for row, index in enumerate(active):
                 slot = slots[index]
-                slot.masks[slot.frame] = masks[row]
+                if slot.outputs is None:
+                    slot.outputs = np.empty((len(slot.network_s), outputs.shape[1]), outputs.dtype)
+                slot.outputs[slot.frame] = outputs[row]
                 slot.network_s[slot.frame] = share
                 slot.frame += 1
             step += 1

@@ -68,7 +68,7 @@ def _preactivations(net: QuantizedNetwork, layer: str, x: np.ndarray, h: np.ndar
     """A recurrent layer's binary32 pre-activations, as the contract writes them (LSTM: z; GRU: gi, gh)."""
     lstm = net.cell == "lstm"
     if net.precision[layer] == "int8":
-        w_ih, w_hh, m_ih, m_hh, b_ih, b_hh = net.recurrent[layer]
+        w_ih, w_hh, m_ih, m_hh, b_ih, b_hh = net.rnn[layer]
         ax, ah = arith.dot_int8(w_ih, x) * m_ih, arith.dot_int8(w_hh, h) * m_hh
         return [(ax + ah) + (b_ih + b_hh)] if lstm else [ax + b_ih, ah + b_hh]
     # fp16: the contract's plain sequential sum (arith.dot_f32_sequential) over the stored

@@ -52,6 +52,13 @@ class Fp32Network:
                 self.rnn.append((np.ascontiguousarray(weight, np.float32), ((b_ih + b_hh) * half)))
             else:
                 self.rnn.append((w_ih, w_hh, b_ih, b_hh))
+        # The batch's split of rnn1 (`front`, `recurrent`): its input product moves to the front.
+        if self.cell == "lstm":
+            weight, bias = self.rnn[0]
+            self.rnn1_input = (np.ascontiguousarray(weight[:, :n]), bias)
+            self.rnn1_hidden = np.ascontiguousarray(weight[:, n:])
+        else:
+            self.rnn1_input = (self.rnn[0][0], self.rnn[0][2])
 
     def initial_state(self, streams: int | None = None) -> State:
         """Zero h (and c) per layer: vectors for one stream, (streams, hidden) for a batch."""
@@ -59,7 +66,7 @@ class Fp32Network:
         shape = self.hidden if streams is None else (streams, self.hidden)
         return [np.zeros(shape, np.float32) for _ in range(2 * per_layer)]
 
-    def recurrent(self, layer: int, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    def recurrent_layer(self, layer: int, x: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """Step recurrent layer `layer` (0 or 1) on input x with its own state slice."""
         if self.cell == "lstm":
             h, c = self._lstm(x, state[0], state[1], self.rnn[layer])
@@ -69,15 +76,24 @@ class Fp32Network:
 
     def _lstm(self, x: np.ndarray, h: np.ndarray, c: np.ndarray, weights) -> tuple:
         w, b = weights
+        return self._lstm_cell(_product(w, np.concatenate([x, h], axis=-1)) + b, c)
+
+    def _lstm_cell(self, pre: np.ndarray, c: np.ndarray) -> tuple:
+        """From the gates' pre-activations (i, f and o halved) and c: the new h and c."""
         n = self.hidden
-        z = np.tanh(_product(w, np.concatenate([x, h], axis=-1)) + b)
+        z = np.tanh(pre)
         gates = 0.5 * z + 0.5  # i, f, o as sigmoids; the g slice is read from z
         c = gates[..., n:2 * n] * c + gates[..., :n] * z[..., 2 * n:3 * n]
         return gates[..., 3 * n:] * np.tanh(c), c
 
     def _gru(self, x: np.ndarray, h: np.ndarray, weights) -> np.ndarray:
-        w_ih, w_hh, b_ih, b_hh = weights
-        gi, gh = _product(w_ih, x) + b_ih, _product(w_hh, h) + b_hh
+        w_ih, _, b_ih, _ = weights
+        return self._gru_cell(_product(w_ih, x) + b_ih, h, weights)
+
+    def _gru_cell(self, gi: np.ndarray, h: np.ndarray, weights) -> np.ndarray:
+        """From the input's gate sums gi and h: the new h."""
+        _, w_hh, _, b_hh = weights
+        gh = _product(w_hh, h) + b_hh
         n = self.hidden
         r = _sigmoid(gi[..., :n] + gh[..., :n])
         z = _sigmoid(gi[..., n:2 * n] + gh[..., n:2 * n])
@@ -89,8 +105,31 @@ class Fp32Network:
         ((B, N_BINS) and `initial_state(B)`, row b being stream b)."""
         x = np.maximum(_product(self.fc0[0], magnitudes) + self.fc0[1], 0.0)
         per_layer = len(state) // 2
-        h1, s1 = self.recurrent(0, x, state[:per_layer])
-        h2, s2 = self.recurrent(1, h1, state[per_layer:])
-        y = np.maximum(_product(self.fc1[0], h2) + self.fc1[1], 0.0)
+        h1, s1 = self.recurrent_layer(0, x, state[:per_layer])
+        h2, s2 = self.recurrent_layer(1, h1, state[per_layer:])
+        return self.back(h2), s1 + s2
+
+    # --- the rolling batch's three stages (streamer/batch.py) -------------------------------------
+    def front(self, magnitudes: np.ndarray) -> np.ndarray:
+        """(frames, N_BINS) -> (frames, gates): fc0, then rnn1's input product and biases."""
+        x = np.maximum(_product(self.fc0[0], magnitudes) + self.fc0[1], 0.0)
+        weight, bias = self.rnn1_input
+        return _product(weight, x) + bias
+
+    def recurrent(self, inputs: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """B streams: `front`'s (B, gates) and `initial_state(B)` -> rnn2's h (B, hidden), state."""
+        per_layer = len(state) // 2
+        if self.cell == "lstm":
+            h1, c1 = self._lstm_cell(_product(self.rnn1_hidden, state[0]) + inputs, state[1])
+            s1 = [h1, c1]
+        else:
+            h1 = self._gru_cell(inputs, state[0], self.rnn[0])
+            s1 = [h1]
+        h2, s2 = self.recurrent_layer(1, h1, state[per_layer:])
+        return h2, s1 + s2
+
+    def back(self, hidden: np.ndarray) -> np.ndarray:
+        """rnn2's h -> the mask: fc1, fc2 and the sigmoid."""
+        y = np.maximum(_product(self.fc1[0], hidden) + self.fc1[1], 0.0)
         mask = np.tanh(_product(self.fc2[0], y) + self.fc2[1])
-        return 0.5 * mask + 0.5, s1 + s2
+        return 0.5 * mask + 0.5

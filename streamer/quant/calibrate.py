@@ -44,8 +44,8 @@ def trace_activations(params: TinyDenoiserParams, magnitudes: np.ndarray) -> dic
     per_layer = len(state) // 2
     h2_all, cells = [], {"rnn1.cell": [], "rnn2.cell": []}
     for x in fc0_out:
-        h1, s1 = network.recurrent(0, x, state[:per_layer])
-        h2, s2 = network.recurrent(1, h1, state[per_layer:])
+        h1, s1 = network.recurrent_layer(0, x, state[:per_layer])
+        h2, s2 = network.recurrent_layer(1, h1, state[per_layer:])
         state = s1 + s2
         h2_all.append(h2)
         if params.cell == "lstm":

@@ -180,7 +180,7 @@ class QuantizedNetwork:
                 self.dense[layer] = (t[f"{layer}.weight"].astype(F32), multiplier, bias)
             else:
                 self.dense[layer] = (arith.SequentialDot(t[f"{layer}.weight"].astype(F32), bias),)
-        self.recurrent = {}
+        self.rnn = {}
         for layer in RECURRENT_LAYERS:
             w_ih, w_hh = t[f"{layer}.weight_ih"].astype(F32), t[f"{layer}.weight_hh"].astype(F32)
             b_ih, b_hh = t[f"{layer}.bias_ih"].astype(F32), t[f"{layer}.bias_hh"].astype(F32)
@@ -188,13 +188,13 @@ class QuantizedNetwork:
                 in_scale = scale["rnn1.input"] if layer == "rnn1" else STATE_SCALE
                 m_ih = (t[f"{layer}.weight_ih_scale"] * in_scale).astype(F32)
                 m_hh = (t[f"{layer}.weight_hh_scale"] * STATE_SCALE).astype(F32)
-                self.recurrent[layer] = (w_ih, w_hh, m_ih, m_hh, b_ih, b_hh)
+                self.rnn[layer] = (w_ih, w_hh, m_ih, m_hh, b_ih, b_hh)
             elif self.cell == "lstm":
                 # One sum per gate row over [x; h]: b_ih, b_hh, then W_ih x, then W_hh h.
-                self.recurrent[layer] = (arith.SequentialDot(np.hstack([w_ih, w_hh]),
+                self.rnn[layer] = (arith.SequentialDot(np.hstack([w_ih, w_hh]),
                                                              np.stack([b_ih, b_hh], axis=1)),)
             else:
-                self.recurrent[layer] = (arith.SequentialDot(w_ih, b_ih), arith.SequentialDot(w_hh, b_hh))
+                self.rnn[layer] = (arith.SequentialDot(w_ih, b_ih), arith.SequentialDot(w_hh, b_hh))
 
     def initial_state(self, streams: int | None = None) -> list[np.ndarray]:
         """Per layer h (and c for LSTM): int8 h and int16 c for 8-bit layers, binary16 otherwise.
@@ -224,7 +224,7 @@ class QuantizedNetwork:
 
     # --- recurrent layers ---------------------------------------------------------------------
     def _lstm_int8(self, layer: str, x_q, h_q, c_q):
-        w_ih, w_hh, m_ih, m_hh, b_ih, b_hh = self.recurrent[layer]
+        w_ih, w_hh, m_ih, m_hh, b_ih, b_hh = self.rnn[layer]
         bias = b_ih + b_hh
         z = (arith.dot_int8(w_ih, x_q) * m_ih + arith.dot_int8(w_hh, h_q) * m_hh) + bias
         n = self.hidden
@@ -237,7 +237,7 @@ class QuantizedNetwork:
         return arith.quantize_int8(h, arith.STATE_INV_SCALE), c_new_q
 
     def _gru_int8(self, layer: str, x_q, h_q):
-        w_ih, w_hh, m_ih, m_hh, b_ih, b_hh = self.recurrent[layer]
+        w_ih, w_hh, m_ih, m_hh, b_ih, b_hh = self.rnn[layer]
         gi = arith.dot_int8(w_ih, x_q) * m_ih + b_ih
         gh = arith.dot_int8(w_hh, h_q) * m_hh + b_hh
         n = self.hidden
@@ -249,7 +249,7 @@ class QuantizedNetwork:
         return arith.quantize_int8(h, arith.STATE_INV_SCALE)
 
     def _lstm_fp16(self, layer: str, x, h, c):
-        (gates,) = self.recurrent[layer]
+        (gates,) = self.rnn[layer]
         z = gates(np.concatenate([x, h], axis=-1))
         n = self.hidden
         i, f, o = (f16(arith.sigmoid(z[..., k * n:(k + 1) * n])) for k in (0, 1, 3))
@@ -258,7 +258,7 @@ class QuantizedNetwork:
         return f16(o * f16(arith.tanh(c_new))), c_new
 
     def _gru_fp16(self, layer: str, x, h):
-        input_dot, hidden_dot = self.recurrent[layer]
+        input_dot, hidden_dot = self.rnn[layer]
         gi, gh = input_dot(x), hidden_dot(h)
         n = self.hidden
         r = f16(arith.sigmoid(gi[..., :n] + gh[..., :n]))
@@ -274,18 +274,19 @@ class QuantizedNetwork:
         h = (self._gru_int8 if int8 else self._gru_fp16)(layer, x, state[0])
         return h, [h]
 
-    # --- the frame ----------------------------------------------------------------------------
-    def _forward(self, magnitudes: np.ndarray, state: list[np.ndarray]) -> tuple:
-        """One frame: (fc0 output, rnn1 state, rnn2 state, fc1 output, mask)."""
-        per_layer = len(state) // 2
+    # --- the frame, in the rolling batch's three stages (streamer/batch.py) ------------------
+    def _front(self, magnitudes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The input stage and fc0: (fc0's output, rnn1's input)."""
         # Every quantised mode takes binary16 input: a device link carries 2 bytes per bin.
         x = f16(arith.sanitize_input(magnitudes))
         y0 = np.maximum(self._dense("fc0", self._to_layer_input("fc0", x)), F32(0.0))
         if self.precision["fc0"] == "fp16":
             y0 = f16(y0)
         x1 = self._to_layer_input("rnn1", y0) if self.precision["rnn1"] == "int8" else f16(y0)
-        h1, s1 = self._recurrent("rnn1", x1, state[:per_layer])
-        h2, s2 = self._recurrent("rnn2", h1, state[per_layer:])
+        return y0, x1
+
+    def _back(self, h2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """rnn2's h through fc1 and fc2: (fc1's output, the mask)."""
         if self.precision["fc1"] == "int8":
             fc1_in = h2  # int8 with the fixed state scale
         elif self.precision["rnn2"] == "int8":
@@ -294,6 +295,30 @@ class QuantizedNetwork:
             fc1_in = h2
         y1 = np.maximum(self._dense("fc1", fc1_in), F32(0.0))
         mask = f16(arith.sigmoid(self._dense("fc2", self._to_layer_input("fc2", y1))))
+        return y1, mask
+
+    def front(self, magnitudes: np.ndarray) -> np.ndarray:
+        """Magnitudes (frames, N_BINS) -> rnn1's inputs: every row computed as a frame alone."""
+        return self._front(magnitudes)[1]
+
+    def recurrent(self, inputs: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """rnn1's inputs (B, hidden) of B streams and `initial_state(B)` -> rnn2's h, the state."""
+        per_layer = len(state) // 2
+        h1, s1 = self._recurrent("rnn1", inputs, state[:per_layer])
+        h2, s2 = self._recurrent("rnn2", h1, state[per_layer:])
+        return h2, s1 + s2
+
+    def back(self, hidden: np.ndarray) -> np.ndarray:
+        """rnn2's h (frames, hidden) -> the masks: every row computed as a frame alone."""
+        return self._back(hidden)[1]
+
+    def _forward(self, magnitudes: np.ndarray, state: list[np.ndarray]) -> tuple:
+        """One frame: (fc0 output, rnn1 state, rnn2 state, fc1 output, mask)."""
+        per_layer = len(state) // 2
+        y0, x1 = self._front(magnitudes)
+        h1, s1 = self._recurrent("rnn1", x1, state[:per_layer])
+        h2, s2 = self._recurrent("rnn2", h1, state[per_layer:])
+        y1, mask = self._back(h2)
         return y0, s1, s2, y1, mask
 
     def step(self, magnitudes: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
