@@ -102,7 +102,7 @@ def golden_trace(model, frames: np.ndarray) -> tuple[np.ndarray, list[list[np.nd
         for index, layer in enumerate(("rnn1", "rnn2")):
             own = state[index * per_layer:(index + 1) * per_layer]
             record += _preactivations(net, layer, layer_in, own[0])
-            layer_in, updated = net._recurrent(layer, layer_in, own)
+            layer_in, updated = net._recurrent(layer, net._rnn_input(layer, layer_in), own)
             record += updated
             new_state += updated
         if net.precision["fc1"] == "int8":

@@ -223,10 +223,20 @@ class QuantizedNetwork:
         return f16(y)
 
     # --- recurrent layers ---------------------------------------------------------------------
-    def _lstm_int8(self, layer: str, x_q, h_q, c_q):
-        w_ih, w_hh, m_ih, m_hh, b_ih, b_hh = self.rnn[layer]
+    def _rnn_input(self, layer: str, x: np.ndarray) -> np.ndarray:
+        """What recurrent `layer` takes from its input x: an 8-bit layer the input's product
+        (exact, then scaled; for a GRU with b_ih added), which depends on no state and so can be
+        computed for many frames at once; an fp16 layer x itself, whose sum runs on into h's."""
+        if self.precision[layer] != "int8":
+            return x
+        w_ih, _, m_ih, _, b_ih, _ = self.rnn[layer]
+        part = arith.dot_int8(w_ih, x) * m_ih
+        return part + b_ih if self.cell == "gru" else part
+
+    def _lstm_int8(self, layer: str, x_part, h_q, c_q):
+        _, w_hh, _, m_hh, b_ih, b_hh = self.rnn[layer]
         bias = b_ih + b_hh
-        z = (arith.dot_int8(w_ih, x_q) * m_ih + arith.dot_int8(w_hh, h_q) * m_hh) + bias
+        z = (x_part + arith.dot_int8(w_hh, h_q) * m_hh) + bias
         n = self.hidden
         i, f, o = arith.sigmoid(z[..., :n]), arith.sigmoid(z[..., n:2 * n]), arith.sigmoid(z[..., 3 * n:])
         g = arith.tanh(z[..., 2 * n:3 * n])
@@ -236,9 +246,8 @@ class QuantizedNetwork:
         h = o * arith.tanh(c_new_q.astype(F32) * c_scale)
         return arith.quantize_int8(h, arith.STATE_INV_SCALE), c_new_q
 
-    def _gru_int8(self, layer: str, x_q, h_q):
-        w_ih, w_hh, m_ih, m_hh, b_ih, b_hh = self.rnn[layer]
-        gi = arith.dot_int8(w_ih, x_q) * m_ih + b_ih
+    def _gru_int8(self, layer: str, gi, h_q):
+        _, w_hh, _, m_hh, _, b_hh = self.rnn[layer]
         gh = arith.dot_int8(w_hh, h_q) * m_hh + b_hh
         n = self.hidden
         r = arith.sigmoid(gi[..., :n] + gh[..., :n])
@@ -267,6 +276,7 @@ class QuantizedNetwork:
         return f16((F32(1.0) - z) * candidate + z * h)
 
     def _recurrent(self, layer: str, x, state: list[np.ndarray]):
+        """Step `layer` on `_rnn_input(layer, ...)` with its own state slice."""
         int8 = self.precision[layer] == "int8"
         if self.cell == "lstm":
             h, c = (self._lstm_int8 if int8 else self._lstm_fp16)(layer, x, state[0], state[1])
@@ -298,14 +308,15 @@ class QuantizedNetwork:
         return y1, mask
 
     def front(self, magnitudes: np.ndarray) -> np.ndarray:
-        """Magnitudes (frames, N_BINS) -> rnn1's inputs: every row computed as a frame alone."""
-        return self._front(magnitudes)[1]
+        """Magnitudes (frames, N_BINS) -> what rnn1 takes (`_rnn_input`): every row computed as
+        a frame alone."""
+        return self._rnn_input("rnn1", self._front(magnitudes)[1])
 
     def recurrent(self, inputs: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """rnn1's inputs (B, hidden) of B streams and `initial_state(B)` -> rnn2's h, the state."""
+        """`front`'s rows of B streams and `initial_state(B)` -> rnn2's h, the next state."""
         per_layer = len(state) // 2
         h1, s1 = self._recurrent("rnn1", inputs, state[:per_layer])
-        h2, s2 = self._recurrent("rnn2", h1, state[per_layer:])
+        h2, s2 = self._recurrent("rnn2", self._rnn_input("rnn2", h1), state[per_layer:])
         return h2, s1 + s2
 
     def back(self, hidden: np.ndarray) -> np.ndarray:
@@ -316,8 +327,8 @@ class QuantizedNetwork:
         """One frame: (fc0 output, rnn1 state, rnn2 state, fc1 output, mask)."""
         per_layer = len(state) // 2
         y0, x1 = self._front(magnitudes)
-        h1, s1 = self._recurrent("rnn1", x1, state[:per_layer])
-        h2, s2 = self._recurrent("rnn2", h1, state[per_layer:])
+        h1, s1 = self._recurrent("rnn1", self._rnn_input("rnn1", x1), state[:per_layer])
+        h2, s2 = self._recurrent("rnn2", self._rnn_input("rnn2", h1), state[per_layer:])
         y1, mask = self._back(h2)
         return y0, s1, s2, y1, mask
 
