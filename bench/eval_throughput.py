@@ -6,8 +6,10 @@
 Prints one JSON object with two parts:
 
 - `network`: per numeric mode, the emulator's time per stream-frame stepping one stream, and
-  batched at each B (one step for B streams, divided by B); onnxruntime single-stream on the
-  exported FP32 model beside them. Interleaved rounds, best round kept (medians beside).
+  batched at each B as the rolling batch runs it (the layers without state over 64 frames of a
+  stream at once, the recurrent layers one step for B streams; all divided by B x frames);
+  onnxruntime single-stream on the exported FP32 model beside them. Interleaved rounds, best
+  round kept (medians beside).
 - `eval`: `streamer eval --jobs 1` over a folder of real pairs (the 6 Valentini pairs of
   ../shared plus pairs made here from recorded speech and recorded noise, below) at the
   default batch and at --batch 1, and `streamer replay` of one of its files, all in this run:
@@ -37,6 +39,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from frames import magnitudes, onnxruntime_session, time_onnxruntime  # noqa: E402  (bench/frames.py: run as python bench/NAME.py)
 
+from streamer.batch import STAGE_FRAMES  # noqa: E402
 from streamer.engine import DEADLINE_S, SAMPLE_RATE  # noqa: E402
 from streamer.model import load_model  # noqa: E402
 from streamer.numerics import build_network  # noqa: E402
@@ -49,8 +52,9 @@ MODES = ("fp32", "fp16", "int8", "mixed")
 
 
 def time_batched(network, mags: np.ndarray, streams: int, steps: int) -> float:
-    """Seconds per stream-frame for `streams` streams stepped together (B=1: the plain
-    one-stream step with vector state, as replay runs)."""
+    """Seconds per stream-frame for `streams` streams stepped together, as the rolling batch runs
+    them (streamer/batch.py): `front` and `back` over STAGE_FRAMES frames of each stream at once,
+    `recurrent` over the streams per step. B=1: the plain one-stream `step`, as replay runs it."""
     if streams == 1:
         state = network.initial_state()
         start = time.perf_counter()
@@ -58,10 +62,18 @@ def time_batched(network, mags: np.ndarray, streams: int, steps: int) -> float:
             _, state = network.step(frame, state)
         return (time.perf_counter() - start) / steps
     state = network.initial_state(streams)
-    batch = np.stack([np.roll(mags, k, axis=0) for k in range(streams)], axis=1)  # (frames, B, bins)
+    batch = [np.roll(mags, k, axis=0)[:steps] for k in range(streams)]  # (frames, bins) per stream
     start = time.perf_counter()
-    for frame in batch[:steps]:
-        _, state = network.step(frame, state)
+    inputs = [np.concatenate([network.front(m[f:f + STAGE_FRAMES]) for f in range(0, steps, STAGE_FRAMES)])
+              for m in batch]
+    outputs = []
+    for frame in range(steps):
+        out, state = network.recurrent(np.stack([x[frame] for x in inputs]), state)
+        outputs.append(out)
+    stacked = np.stack(outputs, axis=1)  # (streams, frames, width)
+    for rows in stacked:
+        for f in range(0, steps, STAGE_FRAMES):
+            network.back(rows[f:f + STAGE_FRAMES])
     return (time.perf_counter() - start) / (steps * streams)
 
 
@@ -75,7 +87,8 @@ def network_part(params, batches: list[int], frames: int, repeats: int) -> dict:
         onnx_times.append(time_onnxruntime(session, params, mags))
         for mode, network in networks.items():
             for streams in batches:
-                steps = max(4, min(frames, (frames * 4) // streams))
+                # every B over all the frames: the batch's front and back take 64 frames at once
+                steps = frames
                 times[mode][streams].append(time_batched(network, mags, streams, steps))
     out = {}
     for mode in MODES:
