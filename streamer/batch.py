@@ -193,7 +193,9 @@ def enhance_many(network: BatchNetwork, signals: Iterable[tuple[Any, np.ndarray]
     """Enhance `(key, signal)` pairs through `network` in a rolling batch of `batch` slots.
 
     Signals are analysed as the batch takes them, so at most `batch` + 1 are held at once:
-    each its samples, float32 magnitudes and masks (about 330 kB per second of audio).
+    each its samples (128 kB per second of audio), float32 magnitudes (164 kB/s) and the
+    recurrent layers' outputs (up to 164 kB/s), and each slot `front`'s output for 64 frames
+    (256 kB for an fp32 H=256 LSTM).
     `mask_floor` floors the masks as `pipeline.Denoiser` does with an attenuation limit.
     """
     held: dict[int, tuple[np.ndarray, float]] = {}
