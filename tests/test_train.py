@@ -169,3 +169,27 @@ def test_specs_are_reproducible_and_exclude_demo_voice() -> None:
     assert a == speech.sample_specs(50, 3, words=words)
     assert all((s.engine, s.voice) != speech.DEMO_VOICE for s in a)
     assert all(s.text.endswith((".", "?")) for s in a)
+
+
+def test_closing_the_prefetcher_waits_for_its_thread() -> None:
+    """close() returns only once the batch thread has stopped, mid-batch too: a thread left
+    running into a torchrun rank's exit aborted that process once."""
+    import threading
+    import time
+
+    from streamer.train.recipe import _Prefetcher
+
+    building = threading.Event()
+
+    class SlowSampler:
+        def batch(self, indices):
+            building.set()
+            time.sleep(0.3)  # still building when close() is called
+            return list(indices), list(indices)
+
+    prefetch = _Prefetcher(SlowSampler(), batch=2, start_step=0)
+    assert prefetch.get() == ([0, 1], [0, 1])
+    building.clear()
+    assert building.wait(5.0)
+    prefetch.close()
+    assert not prefetch._thread.is_alive()

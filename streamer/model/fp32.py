@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from streamer.model.params import TinyDenoiserParams
@@ -31,7 +33,8 @@ class Fp32Network:
 
     Each LSTM layer is one product [W_ih | W_hh] @ [x; h]; the rows of the sigmoid gates
     (and fc2) are pre-scaled by 1/2 so that a single tanh over all gates serves both
-    nonlinearities (sigmoid(z) = 0.5 * tanh(z / 2) + 0.5).
+    nonlinearities (sigmoid(z) = 0.5 * tanh(z / 2) + 0.5). The rolling batch's stages
+    (`front`, `recurrent`, `back`) split rnn1's product: W_ih x in the front, W_hh h per step.
     """
 
     def __init__(self, params: TinyDenoiserParams) -> None:
@@ -52,13 +55,18 @@ class Fp32Network:
                 self.rnn.append((np.ascontiguousarray(weight, np.float32), ((b_ih + b_hh) * half)))
             else:
                 self.rnn.append((w_ih, w_hh, b_ih, b_hh))
-        # The batch's split of rnn1 (`front`, `recurrent`): its input product moves to the front.
+
+    @cached_property
+    def _rnn1_split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """rnn1's (W_ih, input bias, W_hh) apart, for the batch's stages; made on first use, so a
+        single stream (replay, live) does not hold a second copy of rnn1's weights. A GRU's
+        W_hh stays in `rnn` (None here)."""
         if self.cell == "lstm":
             weight, bias = self.rnn[0]
-            self.rnn1_input = (np.ascontiguousarray(weight[:, :n]), bias)
-            self.rnn1_hidden = np.ascontiguousarray(weight[:, n:])
-        else:
-            self.rnn1_input = (self.rnn[0][0], self.rnn[0][2])
+            n = self.hidden
+            return np.ascontiguousarray(weight[:, :n]), bias, np.ascontiguousarray(weight[:, n:])
+        w_ih, _, b_ih, _ = self.rnn[0]
+        return w_ih, b_ih, None
 
     def initial_state(self, streams: int | None = None) -> State:
         """Zero h (and c) per layer: vectors for one stream, (streams, hidden) for a batch."""
@@ -103,24 +111,26 @@ class Fp32Network:
     def step(self, magnitudes: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """One frame of one stream ((N_BINS,) and `initial_state()`), or of B streams at once
         ((B, N_BINS) and `initial_state(B)`, row b being stream b)."""
-        x = np.maximum(_product(self.fc0[0], magnitudes) + self.fc0[1], 0.0)
+        x = self._fc0(magnitudes)
         per_layer = len(state) // 2
         h1, s1 = self.recurrent_layer(0, x, state[:per_layer])
         h2, s2 = self.recurrent_layer(1, h1, state[per_layer:])
         return self.back(h2), s1 + s2
 
+    def _fc0(self, magnitudes: np.ndarray) -> np.ndarray:
+        return np.maximum(_product(self.fc0[0], magnitudes) + self.fc0[1], 0.0)
+
     # --- the rolling batch's three stages (streamer/batch.py) -------------------------------------
     def front(self, magnitudes: np.ndarray) -> np.ndarray:
         """(frames, N_BINS) -> (frames, gates): fc0, then rnn1's input product and biases."""
-        x = np.maximum(_product(self.fc0[0], magnitudes) + self.fc0[1], 0.0)
-        weight, bias = self.rnn1_input
-        return _product(weight, x) + bias
+        weight, bias, _ = self._rnn1_split
+        return _product(weight, self._fc0(magnitudes)) + bias
 
     def recurrent(self, inputs: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """B streams: `front`'s (B, gates) and `initial_state(B)` -> rnn2's h (B, hidden), state."""
         per_layer = len(state) // 2
         if self.cell == "lstm":
-            h1, c1 = self._lstm_cell(_product(self.rnn1_hidden, state[0]) + inputs, state[1])
+            h1, c1 = self._lstm_cell(_product(self._rnn1_split[2], state[0]) + inputs, state[1])
             s1 = [h1, c1]
         else:
             h1 = self._gru_cell(inputs, state[0], self.rnn[0])

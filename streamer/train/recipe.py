@@ -139,6 +139,10 @@ def enhancement_loss(mask, noisy_spec, clean_spec, noisy_wave, suppression_penal
                    "mask": float(mask_term.detach())}
 
 
+# How long closing the prefetcher waits for the batch it is building (a few seconds at most).
+_PREFETCH_JOIN_S = 60.0
+
+
 class _Prefetcher:
     """Builds the next batches in a background thread (numpy FFTs release the GIL)."""
 
@@ -167,7 +171,11 @@ class _Prefetcher:
         return self._queue.get()
 
     def close(self) -> None:
+        """Stop the thread and wait for it: left running into the interpreter's exit, a thread in
+        the middle of torch code can abort the process ("terminate called without an active
+        exception"), as a torchrun rank that finished before rank 0 once did."""
         self._stop.set()
+        self._thread.join(timeout=_PREFETCH_JOIN_S)
 
 
 def run(args: argparse.Namespace, log=print) -> int:
