@@ -25,9 +25,10 @@ clean/x.wav; .wav and .flac); names found on one side only are listed as a warni
 skipped. Each pair is replayed exactly as 'streamer replay' does and scored with PESQ-WB and
 STOI; the summary table, the CSV and the JSON report give one row per file and the means.
 
-On the emulator, files run as a rolling batch: --batch streams share every network step (one
-matrix-matrix product per layer instead of one matrix-vector product per stream), and a slot
-freed by a file that ended takes the next file. Per file the output is bit-identical to
+On the emulator, files run as a rolling batch, longest first: --batch streams share every
+network step (one matrix-matrix product per recurrent layer instead of one matrix-vector product
+per stream; the layers without state over 64 frames of a file at once), and a slot freed by a
+file that ended takes the next file. Per file the output is bit-identical to
 'streamer replay' in fp16, int8 and mixed (fp32: within float32 rounding). Files are spread
 over --jobs worker processes, or over a Ray cluster's workers with --cluster, each loading the
 model once. Scores depend on none of these; timings do. The report's throughput_x_realtime is
