@@ -80,9 +80,9 @@ class Backend(ABC):
         return None
 
     def batch_network(self) -> Any:
-        """A network that steps many independent streams at once (`step` on (B, N_BINS)
-        magnitudes with `initial_state(B)`, as streamer/batch.py uses it), or None where the
-        backend runs one stream (a device, or a verifying pair)."""
+        """A network that steps many independent streams at once (streamer/batch.py's
+        `BatchNetwork`: `front`, `recurrent` over B streams with `initial_state(B)`, `back`), or
+        None where the backend runs one stream (a device, or a verifying pair)."""
         return None
 
     def __enter__(self) -> Backend:
