@@ -192,7 +192,7 @@ class QuantizedNetwork:
             elif self.cell == "lstm":
                 # One sum per gate row over [x; h]: b_ih, b_hh, then W_ih x, then W_hh h.
                 self.rnn[layer] = (arith.SequentialDot(np.hstack([w_ih, w_hh]),
-                                                             np.stack([b_ih, b_hh], axis=1)),)
+                                                       np.stack([b_ih, b_hh], axis=1)),)
             else:
                 self.rnn[layer] = (arith.SequentialDot(w_ih, b_ih), arith.SequentialDot(w_hh, b_hh))
 
@@ -327,8 +327,8 @@ class QuantizedNetwork:
         """One frame: (fc0 output, rnn1 state, rnn2 state, fc1 output, mask)."""
         per_layer = len(state) // 2
         y0, x1 = self._front(magnitudes)
-        h1, s1 = self._recurrent("rnn1", self._rnn_input("rnn1", x1), state[:per_layer])
-        h2, s2 = self._recurrent("rnn2", self._rnn_input("rnn2", h1), state[per_layer:])
+        h2, new_state = self.recurrent(self._rnn_input("rnn1", x1), state)
+        s1, s2 = new_state[:per_layer], new_state[per_layer:]
         y1, mask = self._back(h2)
         return y0, s1, s2, y1, mask
 
