@@ -33,7 +33,7 @@ from frames import magnitudes  # bench/frames.py: run as python bench/NAME.py
 from streamer.engine import DEADLINE_S
 from streamer.link.blob import encode_blob
 from streamer.link.device import DeviceClient
-from streamer.link.protocol import DeviceInfo, frame_bytes
+from streamer.link.messages import DeviceInfo, frame_bytes
 from streamer.link.simulator import Simulator
 from streamer.model import default_model_path, load_model
 from streamer.model.params import TinyDenoiserParams, tensor_shapes

@@ -19,7 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from streamer.link.protocol import Counters, FrameReply, MsgType, PacketParser, encode_packet
+from streamer.link.messages import Counters, FrameReply
+from streamer.link.protocol import MsgType, PacketParser, encode_packet
 
 Rewrite = Callable[[FrameReply], FrameReply | None]
 

@@ -24,15 +24,14 @@ import pytest
 from streamer.dashboard import Dashboard
 from streamer.engine import DEADLINE_S, HOP_SAMPLES, N_BINS
 from streamer.feeds import StreamFeed
+from streamer.link.messages import InfoRequest, StatsRequest
 from streamer.link.protocol import (
     MAX_PAYLOAD,
     OVERHEAD,
     RX_STALE_S,
     SYNC,
-    InfoRequest,
     MsgType,
     PacketParser,
-    StatsRequest,
     crc8,
     encode_packet,
 )

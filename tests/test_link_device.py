@@ -32,14 +32,8 @@ from streamer.backends.link import LinkBackend, magnitude_bits, mask_values, rea
 from streamer.backends.verify import VerifyingBackend, first_differing_layer
 from streamer.link.blob import encode_blob
 from streamer.link.device import DeviceClient, DeviceError, ModelTooLarge
-from streamer.link.protocol import (
-    ErrorCode,
-    FrameRequest,
-    ModelBeginRequest,
-    ModelChunkRequest,
-    frame_bytes,
-    parse_all,
-)
+from streamer.link.messages import ErrorCode, FrameRequest, ModelBeginRequest, ModelChunkRequest, frame_bytes
+from streamer.link.protocol import parse_all
 from streamer.link.simulator import (
     BINARY_ENV,
     FIRMWARE_DIR,

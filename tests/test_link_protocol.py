@@ -9,10 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from streamer.link.protocol import (
-    MAX_PAYLOAD,
-    OVERHEAD,
-    SYNC,
+from streamer.link.messages import (
     Counters,
     DeviceInfo,
     ErrorCode,
@@ -26,21 +23,26 @@ from streamer.link.protocol import (
     ModelChunkRequest,
     ModelEndRequest,
     ModelInfo,
-    MsgType,
-    Packet,
-    PacketParser,
-    ProtocolError,
     ResetReply,
     ResetRequest,
     StatsReply,
     StatsRequest,
     TraceReply,
     TraceRequest,
+    decode_message,
+    frame_bytes,
+)
+from streamer.link.protocol import (
+    MAX_PAYLOAD,
+    OVERHEAD,
+    SYNC,
+    MsgType,
+    Packet,
+    PacketParser,
+    ProtocolError,
     crc8,
     crc32,
-    decode_message,
     encode_packet,
-    frame_bytes,
     parse_all,
 )
 

@@ -17,7 +17,8 @@ from helpers import deadline, random_params
 
 from streamer.costmodel import firmware_work
 from streamer.costmodel.plan import LayerShape, layer_bytes_by_level, plan_cuts
-from streamer.link.protocol import LayerPlan, ModelEndRequest, ModelInfo, ProtocolError
+from streamer.link.messages import LayerPlan, ModelEndRequest, ModelInfo
+from streamer.link.protocol import ProtocolError
 from streamer.quant.network import quantize
 from streamer.target import read_target
 

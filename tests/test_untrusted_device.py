@@ -165,7 +165,7 @@ def test_cli_exit_status_says_frames_were_lost_unless_allowed(simulator: Simulat
 
 def test_device_info_is_checked(simulator: Simulator) -> None:
     from streamer.link.device import check_device_info
-    from streamer.link.protocol import DeviceInfo
+    from streamer.link.messages import DeviceInfo
     from streamer.link.transport import LinkError
 
     good = DeviceInfo((1, 0, 0), 1, 8, ("fp16",), ("lstm",), 65536, 1 << 20, 1 << 21, 1 << 23, 1_000_000,

@@ -24,7 +24,7 @@ class DeviceGone(BackendError):
 class LastFrame:
     """What the last step cost outside this process, for observers (timing, cost model, views):
     whether a device lost it, the link's round trip, and the device's own counters
-    (`streamer.link.protocol.Counters`). The emulator has none of these."""
+    (`streamer.link.messages.Counters`). The emulator has none of these."""
 
     failed: bool = False
     rtt_s: float | None = None

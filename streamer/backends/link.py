@@ -17,8 +17,8 @@ import numpy as np
 from streamer.backends.base import Backend, BackendError, DeviceGone, LastFrame, TargetModel
 from streamer.engine import DEADLINE_S, N_BINS
 from streamer.link.device import DeviceClient, MalformedReply
+from streamer.link.messages import TRACE_TENSORS, Counters, DeviceInfo, ModelInfo, frame_bytes
 from streamer.link.policy import LinkPolicy
-from streamer.link.protocol import TRACE_TENSORS, Counters, DeviceInfo, ModelInfo, frame_bytes
 from streamer.link.transport import LinkError
 from streamer.metrics import timing_stats
 from streamer.quant import arith

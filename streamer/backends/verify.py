@@ -26,7 +26,7 @@ from streamer.backends.base import Backend, LastFrame, TargetModel
 from streamer.backends.emulator import EmulatorBackend
 from streamer.link.transport import LinkError
 
-# TRACE tensors (streamer.link.protocol.TRACE_TENSORS) -> the layer they belong to, in order.
+# TRACE tensors (streamer.link.messages.TRACE_TENSORS) -> the layer they belong to, in order.
 TRACE_LAYERS = (("fc0", "fc0"), ("rnn1.h", "rnn1"), ("rnn1.c", "rnn1"), ("rnn2.h", "rnn2"),
                 ("rnn2.c", "rnn2"), ("fc1", "fc1"), ("mask", "fc2/mask"))
 

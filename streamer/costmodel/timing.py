@@ -75,7 +75,7 @@ def link_seconds(baud: int | None, workers: int) -> float:
     if not baud:
         return 0.0
     from streamer.backends.link import BITS_PER_BYTE
-    from streamer.link.protocol import frame_bytes
+    from streamer.link.messages import frame_bytes
 
     up, down = frame_bytes(workers)
     return (up + down) * BITS_PER_BYTE / baud

@@ -55,7 +55,7 @@ class FrameCounters:
 
     @classmethod
     def from_link(cls, counters: Any) -> FrameCounters:
-        """From `streamer.link.protocol.Counters` (a device's reply)."""
+        """From `streamer.link.messages.Counters` (a device's reply)."""
         return cls(tuple(counters.int8_macs), tuple(counters.fp16_macs), tuple(counters.l1_bytes_from),
                    counters.dma_transfers, counters.forks, counters.barrier_waits)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamer.link.protocol import (
+from streamer.link.messages import (
     MAX_CHUNK,
     PROTOCOL_VERSION,
     Counters,
@@ -39,19 +39,16 @@ from streamer.link.protocol import (
     ModelChunkRequest,
     ModelEndRequest,
     ModelInfo,
-    PacketParser,
-    ProtocolError,
     ResetReply,
     ResetRequest,
     StatsReply,
     StatsRequest,
     TraceReply,
     TraceRequest,
-    crc32,
     decode_message,
     error_name,
-    reply_type,
 )
+from streamer.link.protocol import PacketParser, ProtocolError, crc32, reply_type
 from streamer.link.transport import LinkClosed, LinkError, LinkTimeout, Transport
 
 FRAME_TIMEOUT_S = 1.0

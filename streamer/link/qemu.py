@@ -260,7 +260,8 @@ class Qemu(Simulator):
         FIFO drops what it holds: a client whose first request is lost there would time out.
         After this, the firmware is serving and nothing is in flight.
         """
-        from streamer.link.protocol import InfoRequest, MsgType, parse_all
+        from streamer.link.messages import InfoRequest
+        from streamer.link.protocol import MsgType, parse_all
 
         deadline = time.monotonic() + self.start_timeout
         received, next_try = b"", 0.0
