@@ -16,6 +16,8 @@
 #include "tdn/config.h"
 #include "tdn/hal.h"
 
+#include "../common/icnt_page.h"
+
 #if TDN_WORKERS != 1 || !TDN_WEIGHTS_IN_PLACE
 #error "hal/cortex-m is single-core: build with -DTDN_WORKERS=1 -DTDN_WEIGHTS_IN_PLACE=1"
 #endif
@@ -54,9 +56,8 @@
 #define NVIC_ISER(n) (*(volatile uint32_t *)(0xE000E100u + 4u * (n)))
 #define SYSTICK_PERIOD (CPU_HZ / 1000u) /* SysTick on the processor clock (SYSCLK on QEMU's boards) */
 
-/* The instruction counter page of instret_plugin.c, which the launcher makes a shared file
- * (link.ld keeps the firmware out of it). */
-#define ICNT_MAGIC 0x544e4349u
+/* The instruction counter page (hal/common/icnt_page.h) lies at ICNT_PAGE, which the launcher
+ * makes a shared file (link.ld keeps the firmware out of it). */
 
 const char *hal_target_name(void) { return TARGET_NAME; }
 
@@ -115,15 +116,8 @@ static int icnt_present;
  * as the worker's, so that a sum over harts counts each instruction once. */
 uint64_t hal_instret(unsigned hart)
 {
-    const volatile uint32_t *page = (const volatile uint32_t *)ICNT_PAGE;
-    uint32_t high, low;
     if (!icnt_present || hart != 1) return 0;
-    do { /* the plugin adds a block's count before the block runs: re-read if the low word
-          * carried into the high one between the two loads (they may sit in two blocks) */
-        high = page[3];
-        low = page[2];
-    } while (high != page[3]);
-    return (uint64_t)high << 32 | low;
+    return icnt_page_count(ICNT_PAGE, 0); /* the one vCPU's slot */
 }
 
 /* ---- transport: UART0 ---------------------------------------------------------------------- */
@@ -181,8 +175,7 @@ int hal_init(int argc, char **argv)
     SYST_RVR = SYSTICK_PERIOD - 1u;
     SYST_CVR = 0;
     SYST_CSR = 0x7u; /* enable, interrupt, processor clock */
-    icnt_present = ((const volatile uint32_t *)ICNT_PAGE)[0] == ICNT_MAGIC &&
-                   ((const volatile uint32_t *)ICNT_PAGE)[1] >= 1u;
+    icnt_present = icnt_page_ready(ICNT_PAGE, 1u);
     irq_on();
     return 0;
 }

@@ -17,6 +17,8 @@
 #include "tdn/config.h"
 #include "tdn/hal.h"
 
+#include "../common/icnt_page.h"
+
 /* ---- memory map of QEMU virt ------------------------------------------------------------- */
 #define CLINT 0x02000000u
 #define CLINT_MSIP(h) (*(volatile uint32_t *)(CLINT + 4u * (h)))
@@ -44,9 +46,8 @@
 #define PLIC_CLAIM_M(h) (*(volatile uint32_t *)(PLIC + 0x200004u + 0x2000u * (h)))
 
 /* The per-hart instruction counters that instret_plugin.c keeps in the last page of RAM
- * (link.ld leaves it out of the firmware): u32 magic "ICNT", u32 harts, u64 count[harts]. */
+ * (link.ld leaves it out of the firmware; its layout: hal/common/icnt_page.h). */
 #define ICNT_PAGE 0x87fff000u
-#define ICNT_MAGIC 0x544e4349u
 
 #define MIE_MSIE (1u << 3)
 #define MIE_MTIE (1u << 7)
@@ -65,15 +66,12 @@ static inline void wfi(void) { __asm__ volatile("wfi" ::: "memory"); }
 /* Retired instructions of the calling hart. QEMU's minstret is no such counter (without
  * -icount it returns the host's time-stamp counter; with it, one count for all harts), so
  * the count comes from instret_plugin.c's page when the launcher loaded the plugin, and is
- * 0 ("no counter", as protocol.md allows) when it did not. Only this hart's thread writes
- * its slot, between blocks, so the two 32-bit loads cannot straddle an update. */
+ * 0 ("no counter", as protocol.md allows) when it did not. */
 static int icnt_present; /* set by hart 0 in hal_init, before the first fork */
 
 static uint64_t own_instret(unsigned hart)
 {
-    const volatile uint32_t *page = (const volatile uint32_t *)ICNT_PAGE;
-    if (!icnt_present) return 0;
-    return (uint64_t)page[2 + 2 * hart + 1] << 32 | page[2 + 2 * hart];
+    return icnt_present ? icnt_page_count(ICNT_PAGE, hart) : 0;
 }
 
 static uint64_t mtime(void)
@@ -303,8 +301,7 @@ int hal_init(int argc, char **argv)
     PLIC_ENABLE_M(0) = 1u << UART_IRQ;
     PLIC_THRESHOLD_M(0) = 0;
     set_mtimecmp(0, UINT64_MAX);
-    icnt_present = ((const volatile uint32_t *)ICNT_PAGE)[0] == ICNT_MAGIC &&
-                   ((const volatile uint32_t *)ICNT_PAGE)[1] > TDN_WORKERS;
+    icnt_present = icnt_page_ready(ICNT_PAGE, TDN_WORKERS + 1u);
     csr_write(mie, MIE_MSIE | MIE_MTIE | MIE_MEIE);
     return 0;
 }

@@ -10,10 +10,9 @@
  *
  *   -plugin libinstret.so,ram=RAMFILE,offset=PAGE_OFFSET_IN_RAM (the plugin path itself is "file")
  *
- * Page layout (little-endian): u32 magic "ICNT", u32 harts, u64 count[harts].
- * Each vCPU thread writes only its own slot, before running each translated block, so the
- * guest reading its own slot never sees a torn value. Counts are per block entered: a block
- * left early by a trap counts whole (firmware blocks seldom trap: WFI is the only case).
+ * The page's layout is hal/common/icnt_page.h. Each vCPU thread writes only its own slot,
+ * before running each translated block. Counts are per block entered: a block left early by a
+ * trap counts whole (firmware blocks seldom trap: WFI is the only case).
  *
  * Built against the plugin API version 1 (QEMU 7.2); the few declarations it needs are
  * repeated here because distributions do not ship qemu-plugin.h.
@@ -25,6 +24,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include "../common/icnt_page.h"
 
 /* ---- from qemu-plugin.h (API version 1) ---- */
 typedef uint64_t qemu_plugin_id_t;
@@ -39,7 +40,6 @@ void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *tb, qemu_plugin
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 __attribute__((visibility("default"))) int qemu_plugin_version = 1;
 
-#define MAGIC 0x544e4349u /* "ICNT" */
 #define MAX_HARTS 64u
 #define PAGE 4096u
 
@@ -79,10 +79,10 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     close(fd);
     if (page == MAP_FAILED) { perror("instret plugin: mmap"); return -1; }
     memset(page, 0, PAGE);
-    count = (volatile uint64_t *)(page + 8);
+    count = (volatile uint64_t *)(page + 4 * ICNT_HEADER_WORDS);
     ((volatile uint32_t *)page)[1] = MAX_HARTS;
     __sync_synchronize();
-    ((volatile uint32_t *)page)[0] = MAGIC;
+    ((volatile uint32_t *)page)[0] = ICNT_MAGIC;
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
     return 0;
 }
