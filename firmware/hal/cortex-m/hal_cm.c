@@ -2,9 +2,11 @@
  * with -DTDN_BOARD_AN547 `mps3-an547`, Cortex-M55):
  * the one core is the controller and the only worker (TDN_WORKERS = 1), so a fork is a call
  * and a barrier has nobody to wait for; the weights are read in place (TDN_WEIGHTS_IN_PLACE),
- * so there is no L1 and no DMA. The CMSDK APB UART0 is the byte transport, SysTick the timer
- * (1 ms period, counted in its handler, read to the CPU clock), and retired instructions come
- * from the TCG plugin of hal/qemu-rv32/instret_plugin.c (QEMU models no DWT cycle counter).
+ * so there is no L1 and no DMA. The CMSDK APB UART0 is the byte transport; a free-running
+ * counter on the system clock is the frame timer (the CMSDK dual timer's first timer on the
+ * AN500, the SSE-300 system counter on the AN547); SysTick's 1 ms interrupt paces the timeouts
+ * and wakes the idle loop; retired instructions come from the TCG plugin of
+ * hal/qemu-rv32/instret_plugin.c (QEMU models no DWT cycle counter).
  *
  * The controller waiting for bytes sleeps in WFI with PRIMASK set, so an interrupt that arrives
  * between the check and the WFI still wakes it (the Cortex-M race-free idle pattern); the UART's
@@ -25,18 +27,29 @@
 /* ---- the board: QEMU mps2-an500 (Cortex-M7) or mps3-an547 (Cortex-M55) ---------------------- */
 #if defined(TDN_BOARD_AN547)
 /* mps3-an547 (QEMU hw/arm/mps2-tz.c, ARM AN547): UART0 behind the secure APB PPC, RX on IRQ 33;
- * SYSCLK 32 MHz; the counter page is the last 4 kB of the 2 GB DDR (the machine's RAM). */
+ * SYSCLK 32 MHz, which also drives the SSE-300 system counter (QEMU hw/arm/armsse.c: its
+ * control frame, Secure only, and its status frame with the 64-bit count); the counter page
+ * is the last 4 kB of the 2 GB DDR (the machine's RAM). */
 #define UART0 0x49303000u
 #define UART0_RX_IRQ 33u
 #define CPU_HZ 32000000u
+#define SYSCOUNTER_CNTCR (*(volatile uint32_t *)0x58100000u) /* bit 0: enable */
+#define SYSCOUNTER_CNTCV_LOW (*(volatile uint32_t *)0x48101000u)
 #define ICNT_PAGE 0xdffff000u
 #define TARGET_NAME "qemu-m55"
 #else
-/* mps2-an500 (QEMU hw/arm/mps2.c, ARM AN500): UART0 RX on IRQ 0, TX on IRQ 1; SYSCLK 25 MHz;
- * the counter page is the last 4 kB of the 16 MB PSRAM (the machine's RAM). */
+/* mps2-an500 (QEMU hw/arm/mps2.c, ARM AN500): UART0 RX on IRQ 0, TX on IRQ 1; SYSCLK 25 MHz,
+ * which also clocks the CMSDK APB dual timer; the counter page is the last 4 kB of the 16 MB
+ * PSRAM (the machine's RAM). */
 #define UART0 0x40004000u
 #define UART0_RX_IRQ 0u
 #define CPU_HZ 25000000u
+#define DUALTIMER 0x40002000u
+#define TIMER1_LOAD (*(volatile uint32_t *)(DUALTIMER + 0x00u))
+#define TIMER1_VALUE (*(volatile uint32_t *)(DUALTIMER + 0x04u))
+#define TIMER1_CONTROL (*(volatile uint32_t *)(DUALTIMER + 0x08u))
+#define TIMER_ENABLE 0x80u /* free-running (not periodic), no interrupt, no prescale */
+#define TIMER_SIZE_32 0x02u
 #define ICNT_PAGE 0x60fff000u
 #define TARGET_NAME "qemu-m7"
 #endif
@@ -66,32 +79,26 @@ static inline void irq_off(void) { __asm__ volatile("cpsid i" ::: "memory"); }
 static inline void irq_on(void) { __asm__ volatile("cpsie i" ::: "memory"); }
 static inline void wfi(void) { __asm__ volatile("dsb\n\twfi" ::: "memory"); }
 
-static volatile uint32_t systick_ms; /* SysTick periods since hal_init */
+static volatile uint32_t systick_ms; /* SysTick periods since hal_init: the timeouts' clock */
 
 void hal_systick_handler(void) { systick_ms++; }
 
 /* The byte is read by the polling loop; the handler only acknowledges the interrupt. */
 void hal_uart_rx_handler(void) { UART_REG(UART_INT) = STATE_RXFULL; }
 
-/* ---- timer --------------------------------------------------------------------------------- */
-static uint32_t last_ticks; /* the latest reading: readings never go back (below) */
-
+/* ---- timer: a free-running 32-bit count of the system clock ---------------------------------
+ * One register read, not a composition of SysTick's count and a count of its wraps: QEMU
+ * reloads SysTick on its I/O thread and the vCPU takes the interrupt only at its next block,
+ * so such a clock read one period early now and then, and when the host starved QEMU the
+ * wraps coalesced and frames read low or 0 ticks. This counter is computed from QEMU's clock
+ * at each read. */
 uint32_t hal_timer_ticks(void)
 {
-    uint32_t ms, left, ticks;
-    do { /* a wrap between the two reads changes systick_ms once its handler has run */
-        ms = systick_ms;
-        left = SYST_CVR;
-    } while (ms != systick_ms);
-    if (left >= SYSTICK_PERIOD) left = SYSTICK_PERIOD - 1u; /* a counter past its reload value */
-    ticks = ms * SYSTICK_PERIOD + (SYSTICK_PERIOD - 1u - left); /* CPU clocks, mod 2^32 */
-    /* QEMU reloads SysTick on its I/O thread and the vCPU takes the interrupt only at its next
-     * block: a read in between sees the new period under the old systick_ms, one period early.
-     * A frame's ticks are a difference of two readings, so a reading that went back would
-     * make a short frame wrap to minutes; hold the clock still instead. */
-    if ((int32_t)(ticks - last_ticks) < 0) ticks = last_ticks;
-    last_ticks = ticks;
-    return ticks;
+#if defined(TDN_BOARD_AN547)
+    return SYSCOUNTER_CNTCV_LOW; /* counts up; its low word wraps as a u32 clock should */
+#else
+    return ~TIMER1_VALUE; /* counts down from 0xffffffff and wraps there */
+#endif
 }
 
 uint32_t hal_timer_hz(void) { return CPU_HZ; }
@@ -175,6 +182,13 @@ int hal_init(int argc, char **argv)
     SYST_RVR = SYSTICK_PERIOD - 1u;
     SYST_CVR = 0;
     SYST_CSR = 0x7u; /* enable, interrupt, processor clock */
+#if defined(TDN_BOARD_AN547)
+    SYSCOUNTER_CNTCR = 1u; /* enable; no scaling: one count per SYSCLK */
+#else
+    TIMER1_CONTROL = 0;
+    TIMER1_LOAD = 0xffffffffu;
+    TIMER1_CONTROL = TIMER_ENABLE | TIMER_SIZE_32;
+#endif
     icnt_present = icnt_page_ready(ICNT_PAGE, 1u);
     irq_on();
     return 0;
