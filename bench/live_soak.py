@@ -2,6 +2,7 @@
 
     python bench/live_soak.py                      # 10 minutes at 48 kHz, the default model
     python bench/live_soak.py --minutes 60 --rate 16000 --quant mixed
+    python bench/live_soak.py --minutes 5 --quant mixed --backend sim      # over a device link
 
 Starts its own `jackd -d dummy` (a unique server name, nothing else connects to it) at the
 rate given, with one 6.25 ms hop per period, runs the real command (`python -m streamer live
@@ -118,6 +119,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=48_000, help="the JACK server's rate (default 48000)")
     parser.add_argument("--model", help="model file (default: the embedded model)")
     parser.add_argument("--quant", help="numeric mode (default: the model's own)")
+    parser.add_argument("--backend", help="where the network runs (default: the emulator), e.g. 'sim' "
+                        "for the firmware's host simulator over a pseudo-terminal")
     parser.add_argument("--window-minutes", type=float, default=10.0)
     parser.add_argument("--warmup-s", type=float, default=60.0, help="RSS slope counts after this")
     parser.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling interval")
@@ -135,6 +138,8 @@ def main() -> int:
         command += ["--model", args.model]
     if args.quant:
         command += ["--quant", args.quant]
+    if args.backend:
+        command += ["--backend", args.backend]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     samples: list[tuple[float, int]] = []
     try:

@@ -85,6 +85,21 @@ def _meter(value: float | None, width: int = 24, floor: float = -60.0) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
+def link_counters_text(described: dict[str, Any]) -> str | None:
+    """The device-link row from a backend's describe(): frames sent, answered and failed, and
+    the link's recoveries; None for a backend without a link."""
+    if "frames_sent" not in described:
+        return None
+    failed = described.get("failed_by_cause") or {}
+    text = (f"sent {described['frames_sent']:,}, answered {described['frames_answered']:,}, "
+            f"failed {sum(failed.values()):,}")
+    for key, label in (("late_replies", "late"), ("reconnects", "reconnects"),
+                       ("model_reloads", "reloads")):
+        if described.get(key):
+            text += f", {label} {described[key]}"
+    return text
+
+
 class Dashboard:
     """Live view of a stream. Thread-safe: `on_frame` and `update` may come from any thread."""
 
@@ -217,6 +232,8 @@ class Dashboard:
         if s["host_ms"]:
             h = s["host_ms"]
             parts.append(f"host p50 {_ms(h['p50'])} p99 {_ms(h['p99'])} max {_ms(h['max'])} ms")
+        if s.get("link_counters"):
+            parts.append(f"link {s['link_counters']}")
         if s.get("link_ms"):
             parts.append(f"link p50 {_ms(s['link_ms']['p50'])} ms")
         if s.get("e2e_ms") and s["e2e_ms"].get("p50") is not None:

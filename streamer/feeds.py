@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.dashboard import Dashboard, MissTimeline
+from streamer.dashboard import Dashboard, MissTimeline, link_counters_text
 from streamer.engine import HOP_SAMPLES, SAMPLE_RATE
 from streamer.metrics import deadline_missed
 from streamer.pipeline import FrameEvent, blocks_for
@@ -198,15 +198,9 @@ class StreamFeed:
     @staticmethod
     def _link_fields(info: dict[str, Any]) -> dict[str, Any]:
         """Link time and counters from a device backend's description (none for the emulator)."""
-        if "frames_sent" not in info:
+        counters = link_counters_text(info)
+        if counters is None:
             return {}
-        failed = info.get("failed_by_cause") or {}
-        counters = (f"sent {info['frames_sent']:,}, answered {info['frames_answered']:,}, "
-                    f"failed {sum(failed.values()):,}")
-        for key, label in (("late_replies", "late"), ("reconnects", "reconnects"),
-                           ("model_reloads", "reloads")):
-            if info.get(key):
-                counters += f", {label} {info[key]}"
         fields: dict[str, Any] = {"link_counters": counters}
         rtt = info.get("link_rtt_ms")
         if rtt and rtt.get("p50") is not None:

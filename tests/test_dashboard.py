@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from helpers import require_tool
 
-from streamer.dashboard import Dashboard, sparkline
+from streamer.dashboard import Dashboard, link_counters_text, sparkline
 from streamer.engine import DEADLINE_S
 from streamer.pipeline import FrameEvent
 
@@ -439,3 +439,11 @@ def test_replay_dashboard_ctrl_c_leaves_nothing_half_written(tmp_path: Path, mak
     # As without the view: no report, no output file, no temporary left behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"]
     assert stdout.endswith("\n")
+
+
+def test_the_device_link_row_counts_failures_by_every_cause() -> None:
+    described = {"frames_sent": 1234, "frames_answered": 1230,
+                 "failed_by_cause": {"timeout": 3, "bad_crc": 1},
+                 "late_replies": 2, "reconnects": 0, "model_reloads": 1}
+    assert link_counters_text(described) == "sent 1,234, answered 1,230, failed 4, late 2, reloads 1"
+    assert link_counters_text({"backend": "emulator", "quant": "fp32"}) is None

@@ -30,6 +30,7 @@ from streamer.backends.base import BackendError
 from streamer.backends.emulator import EmulatorBackend
 from streamer.backends.link import LinkBackend, magnitude_bits, mask_values, realtime_baud
 from streamer.backends.verify import VerifyingBackend, first_differing_layer
+from streamer.distribution import Distribution
 from streamer.link.blob import encode_blob
 from streamer.link.device import DeviceClient, DeviceError, ModelTooLarge
 from streamer.link.messages import ErrorCode, FrameRequest, ModelBeginRequest, ModelChunkRequest, frame_bytes
@@ -527,6 +528,25 @@ def test_open_backend_verifies_bit_exact(spec, sim_binary):
     assert described["bytes_per_frame_up"] == 529 and described["baud_carries_realtime"] is None
     assert described["link_rtt_ms"]["p50"] > 0 and described["last_counters"]["ticks"] > 0
     assert child_pids() <= before, "the backend left its simulator running"
+
+
+def test_link_statistics_cover_every_answered_frame_in_fixed_memory(sim_binary):
+    """The report's round trip and compute time summarise every answered frame, as observers see
+    them through last_frame(), in a Distribution (fixed memory: a live session has no end)."""
+    params = random_params("lstm", 32, seed=4)
+    rtt, compute = Distribution(), Distribution()
+    with open_backend("sim", params, quant="fp16") as device:
+        for frame in frames_of(40, seed=5):
+            device.step(frame)
+            last = device.last_frame()
+            rtt.add(last.rtt_s)
+            compute.add(last.counters.ticks / device.device_info.timer_hz)
+        described = device.describe()
+        held = [value for value in vars(device).values() if isinstance(value, list | tuple | dict)]
+    assert described["frames_answered"] == len(rtt) == 40
+    assert described["link_rtt_ms"] == rtt.summary_ms()
+    assert described["device_compute_ms"] == compute.summary_ms()
+    assert all(len(value) < 40 for value in held), "a per-frame container in the backend"
 
 
 def test_verify_reports_a_restart_as_differing_frames(sim):

@@ -11,8 +11,10 @@ assert behaviour and bookkeeping, never timing: this host is shared and noisy.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -846,6 +848,30 @@ def test_live_log_has_target_cycles_and_pass_fail_per_voltage(jack_server: jack.
     assert timed and len(timed) == len(processed)
     assert set(timed[0]["target_cycles"]) == {"0.65", "0.8"} == set(timed[0]["target_meets"])
     assert timed[0]["target_meets"] == {"0.65": True, "0.8": True}
+
+
+def test_live_over_a_device_shows_the_link_counters(jack_server: jack.JackServer) -> None:
+    """Live over the host simulator: the dashboard's device-link row counts the frames the link
+    carried, and its last line agrees with the report."""
+    from streamer.backends import open_backend
+    from streamer.dashboard import Dashboard
+    from streamer.link.simulator import build_simulator
+
+    build_simulator()  # before the session: a build inside it would stall the stream
+
+    view = io.StringIO()
+    dashboard = Dashboard("streamer live", stream=view, interactive=False, plain_interval_s=0.2)
+    with open_backend("sim", random_params("lstm", 32, seed=6), quant="fp16") as backend:
+        session = LiveSession(backend, backend_spec="sim", input_device=jack.jack_device(),
+                              output_device=jack.jack_device(), dashboard=dashboard)
+        report = session.run(duration_s=1.0)
+    lines = view.getvalue().splitlines()
+    shown = [re.search(r"link sent ([\d,]+), answered ([\d,]+), failed (\d+)", line) for line in lines]
+    assert shown[-1] is not None, lines[-1]
+    sent, answered, failed = (int(group.replace(",", "")) for group in shown[-1].groups())
+    info = report["backend_info"]
+    assert (sent, answered) == (info["frames_sent"], info["frames_answered"]) and sent > 100
+    assert failed == sum(info["failed_by_cause"].values()) == 0
 
 
 @pytest.mark.parametrize("missing", ["package", "library"])

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from streamer.backends.base import Backend, BackendError, DeviceGone, LastFrame, TargetModel
+from streamer.distribution import Distribution
 from streamer.engine import DEADLINE_S, N_BINS
 from streamer.link.device import DeviceClient, MalformedReply
 from streamer.link.messages import TRACE_TENSORS, Counters, DeviceInfo, ModelInfo, frame_bytes
 from streamer.link.policy import LinkPolicy
 from streamer.link.transport import LinkError
-from streamer.metrics import timing_stats
 from streamer.quant import arith
 from streamer.quant.modes import QUANTIZED_MODES, modes_text
 
@@ -75,8 +75,10 @@ class LinkBackend(Backend):
         self.transport, self.baud, self.simulator = transport, baud, simulator
         self.quant = model_info.mode
         self.index = 0
-        self.round_trip_s: list[float] = []
-        self.device_s: list[float] = []
+        # Fixed memory, for a live session of any length: per-frame lists grew by ~37 MB an hour.
+        self.round_trip = Distribution()
+        self.device_time = Distribution()
+        self._last_round_trip_s: float | None = None
         self.last_counters: Counters | None = None
         self.instret_sum: list[int] | None = None  # retired instructions per hart, summed over frames
         self.instret_frames = 0
@@ -111,7 +113,8 @@ class LinkBackend(Backend):
             self.failed_in_a_row += 1
             self._give_up_if_gone(error)
             return self._fallback.copy()
-        self.round_trip_s.append(time.perf_counter() - start)
+        self._last_round_trip_s = time.perf_counter() - start
+        self.round_trip.add(self._last_round_trip_s)
         self.last_failed = False
         self.failed_in_a_row = 0
         self._last_answer = time.monotonic()
@@ -122,7 +125,7 @@ class LinkBackend(Backend):
             self.instret_sum = [a + b for a, b in zip(self.instret_sum, counters.instructions, strict=True)]
             self.instret_frames += 1
         if self.device_info.timer_hz:
-            self.device_s.append(counters.ticks / self.device_info.timer_hz)
+            self.device_time.add(counters.ticks / self.device_info.timer_hz)
         return mask_values(mask_bits)
 
     def _give_up_if_gone(self, error: LinkError) -> None:
@@ -143,7 +146,7 @@ class LinkBackend(Backend):
     def last_frame(self) -> LastFrame:
         if self.last_failed:
             return LastFrame(failed=True)
-        return LastFrame(False, self.round_trip_s[-1] if self.round_trip_s else None, self.last_counters)
+        return LastFrame(False, self._last_round_trip_s, self.last_counters)
 
     def target_model(self) -> TargetModel:
         info = self.model_info
@@ -204,8 +207,8 @@ class LinkBackend(Backend):
             "late_replies": self.client.late_replies,
             "model_reloads": self.client.model_reloads,
             "reconnects": self.client.reconnects,
-            "link_rtt_ms": timing_stats(self.round_trip_s).host_ms(),
-            "device_compute_ms": timing_stats(self.device_s).host_ms(),
+            "link_rtt_ms": self.round_trip.summary_ms(),
+            "device_compute_ms": self.device_time.summary_ms(),
             "last_counters": None if self.last_counters is None else self.last_counters.as_dict(),
             **self.instret_report(),
         }

@@ -16,7 +16,7 @@ from typing import IO, Any
 import numpy as np
 
 from streamer.backends.base import Backend
-from streamer.dashboard import MissTimeline
+from streamer.dashboard import MissTimeline, link_counters_text
 from streamer.distribution import Distribution
 from streamer.engine import ALGORITHMIC_LATENCY_SAMPLES, SAMPLE_RATE
 from streamer.live.devices import check_devices, describe_stream, import_sounddevice
@@ -344,6 +344,9 @@ class LiveSession:
             "link_ms": percentiles_ms(s.recent_rtt_s) if s.recent_rtt_s else None,
             "audio_s": self.audio_seconds,
         }
+        link = link_counters_text(self.backend.describe())
+        if link is not None:
+            data["link_counters"] = link
         data.update(self._observer_fields())
         return data
 
