@@ -344,9 +344,10 @@ class LiveSession:
             "link_ms": percentiles_ms(s.recent_rtt_s) if s.recent_rtt_s else None,
             "audio_s": self.audio_seconds,
         }
-        link = link_counters_text(self.backend.describe())
-        if link is not None:
-            data["link_counters"] = link
+        if self.backend.is_device:
+            # Only a device has a link to count; describe() at every poll (20 a second) would
+            # also re-read the target file for the emulator, which shows no such row.
+            data["link_counters"] = link_counters_text(self.backend.describe())
         data.update(self._observer_fields())
         return data
 
